@@ -1,0 +1,250 @@
+"""The base of every behavioural test (a "check"): measure, then judge.
+
+A check declares which predictions it needs (:meth:`Check.requests`: a condition and the
+items), then measures from predictions and labels (:meth:`Check.measure`) and returns
+:class:`Measurement` objects.  Judging against the suite's thresholds is done by
+:mod:`sertest.checks.verdict`, never inside the measurement code.  A check that raises is
+recorded as an ``error`` result; it never stops the audit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..models.base import DIMENSIONS, EMOTION
+from ..perturb.base import Perturbation
+from .verdict import Threshold
+
+_REGISTRY: dict[str, type["Check"]] = {}
+
+
+def register(cls: type["Check"]) -> type["Check"]:
+    """Class decorator: make a check available under its ``id``."""
+    if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
+        raise TypeError(f"check id {cls.id!r} registered twice")
+    _REGISTRY[cls.id] = cls
+    return cls
+
+
+def registry() -> dict[str, type["Check"]]:
+    """All registered checks by id (imports the built-in topics first)."""
+    from . import _load_builtins
+
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+@dataclass
+class Request:
+    """Predictions a check needs: one condition (``None`` = clean audio) on some items."""
+
+    condition: Perturbation | None
+    ids: list[str] | None = None  # None = every item of the dataset
+
+
+@dataclass
+class Measurement:
+    """One measured number, before or after judging.
+
+    Attributes:
+        metric: metric id, e.g. ``ccc`` or ``ccc_difference``.
+        value: the measured value (NaN if it could not be computed).
+        group: what it was measured on: a group (``female``), a condition (``babble``),
+            a bin (``0.25-0.5``) or a class (``anger``); ``None`` for the whole set.
+        ci: (low, high) bootstrap confidence interval, if computed.
+        n: number of items it rests on.
+        threshold, verdict: filled in by judging.
+    """
+
+    metric: str
+    value: float
+    group: str | None = None
+    ci: tuple[float, float] | None = None
+    n: int | None = None
+    threshold: Threshold | None = None
+    verdict: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"metric": self.metric, "group": self.group,
+                             "value": _num(self.value),
+                             "ci": [_num(c) for c in self.ci] if self.ci else None,
+                             "n": self.n,
+                             "threshold": self.threshold.to_dict() if self.threshold else None,
+                             "verdict": self.verdict}
+        if self.extra:
+            d["extra"] = _plain(self.extra)
+        return d
+
+
+@dataclass
+class Outcome:
+    """What :meth:`Check.measure` returns: measurements, plot data and notes."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    plots: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # reason the check does not apply
+
+
+class Check:
+    """Base class of tests.
+
+    Class attributes:
+        id: the ser-tests name, e.g. ``correctness_regression``.
+        topic: ``correctness``, ``fairness`` or ``robustness``.
+        description: one line for ``sertest list``.
+        kinds: ``regression`` (arousal, dominance, valence) and/or ``classification``
+            (emotion).
+        metrics: metric id -> default threshold expression (the suite may override).
+        defaults: parameters and their defaults (the suite may override; unknown keys are
+            refused).
+    """
+
+    id: ClassVar[str] = ""
+    topic: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ("regression", "classification")
+    metrics: ClassVar[dict[str, str]] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: dict[str, Any] | None = None,
+                 thresholds: dict[str, Any] | None = None, name: str | None = None) -> None:
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise UsageError(f"test {self.id!r}: unknown parameter(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(self.defaults)) or 'none'}")
+        self.params = {**self.defaults, **params}
+        thresholds = dict(thresholds or {})
+        unknown = sorted(set(thresholds) - set(self.metrics))
+        if unknown:
+            raise UsageError(f"test {self.id!r}: unknown metric(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(self.metrics))}")
+        merged = {**self.metrics, **thresholds}
+        self.thresholds = {k: Threshold.parse(v, f"test {self.id!r}, metric {k!r}")
+                           for k, v in merged.items() if v is not None}
+        self.name = name or self.id
+
+    # -- to override ------------------------------------------------------------
+    def requests(self, ctx: "Context") -> list[Request]:
+        """The predictions this check needs (default: clean audio of every item)."""
+        return [Request(None)]
+
+    def measure(self, ctx: "Context", model: str, target: str) -> Outcome:
+        """Measure ``model`` on ``target`` (a dimension or ``emotion``)."""
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------
+    @classmethod
+    def kind_of(cls, target: str) -> str:
+        return "classification" if target == EMOTION else "regression"
+
+    def supports(self, target: str) -> bool:
+        return self.kind_of(target) in self.kinds
+
+    def threshold_for(self, metric: str) -> Threshold | None:
+        return self.thresholds.get(metric)
+
+
+class Context:
+    """What checks see: the dataset, labels and the prediction store, nothing else.
+
+    Truth for a target comes from the dataset's label column or, in label-free mode, from
+    the reference model's predictions on clean audio.
+    """
+
+    def __init__(self, dataset, store, models: dict[str, Any], seed: int = 0,
+                 reference: str | None = None, n_boot: int = 1000, confidence: float = 0.95,
+                 failed_ids: set[str] | None = None) -> None:
+        self.dataset = dataset
+        self.store = store
+        self.models = models
+        self.seed = seed
+        self.reference = reference
+        self.n_boot = n_boot
+        self.confidence = confidence
+        self.failed_ids = failed_ids or set()
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.dataset.table
+
+    def rng(self, *keys: str | int) -> np.random.Generator:
+        from ..seeding import derive_rng
+
+        return derive_rng(self.seed, *keys)
+
+    def valid_ids(self, ids=None) -> list[str]:
+        ids = self.dataset.ids if ids is None else list(ids)
+        return [i for i in ids if i not in self.failed_ids]
+
+    def has_truth(self, target: str) -> bool:
+        if self.reference is not None:
+            return target in self.models[self.reference].targets
+        return self.dataset.has(target)
+
+    def truth(self, target: str, ids=None) -> pd.Series:
+        """Ground truth (or the reference model's clean prediction) for ``target``."""
+        ids = self.valid_ids(ids)
+        if self.reference is not None:
+            return self.prediction(self.reference, target, None, ids)
+        col = self.table.loc[ids, target]
+        return col.dropna()
+
+    def prediction(self, model: str, target: str, condition: Perturbation | None = None,
+                   ids=None) -> pd.Series:
+        """Predictions of ``model`` for ``target`` under ``condition`` (NaN-free)."""
+        ids = self.valid_ids(ids)
+        frame = self.store.frame(model, condition, ids)
+        m = self.models[model]
+        if target == EMOTION:
+            classes = list(m.classes)
+            if frame.empty:
+                return pd.Series([], dtype=object, name=target)
+            values = frame[classes].to_numpy()
+            labels = np.asarray(classes, dtype=object)[np.argmax(values, axis=1)]
+            return pd.Series(labels, index=frame.index, name=target)
+        return frame[target].rename(target)
+
+    def paired(self, model: str, target: str, condition: Perturbation | None = None,
+               ids=None) -> tuple[pd.Series, pd.Series]:
+        """Truth and prediction aligned on the items that have both."""
+        t = self.truth(target, ids)
+        p = self.prediction(model, target, condition, t.index)
+        common = t.index.intersection(p.index)
+        return t.loc[common], p.loc[common]
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return x
+    if math.isnan(f) or math.isinf(f):
+        return None
+    return float(f"{f:.6g}")
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray, pd.Series)):
+        return [_plain(v) for v in list(x)]
+    if isinstance(x, (float, np.floating)):
+        return _num(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+__all__ = ["Check", "Context", "DIMENSIONS", "EMOTION", "Measurement", "Outcome", "Request",
+           "register", "registry"]

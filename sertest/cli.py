@@ -1,0 +1,178 @@
+"""The ``sertest`` command line: a thin layer over :func:`sertest.audit`.
+
+Exit codes: 0 every test of the audited models passed; 1 some test failed or crashed;
+2 usage or input error (bad option, manifest, suite or model); 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import textwrap
+
+from . import __version__
+from .errors import SertestError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sertest",
+        description="Behavioural tests for speech emotion recognition models: correctness, "
+                    "fairness and robustness audits.")
+    p.add_argument("--version", action="version", version=f"sertest {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="audit one or more models",
+                         description="Audit models on a dataset with a suite; writes "
+                                     "results.json and reports into --out.")
+    run.add_argument("--model", "-m", action="append", required=True, metavar="[NAME=]SPEC",
+                     help="model to audit (repeatable): file.onnx, audonnx or HF folder, "
+                          "model.pt, torch:pkg.mod:factory=weights.pt, callable:pkg.mod:fn, "
+                          "random:gaussian, random:categorical")
+    run.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
+                     help="CSV/Parquet manifest, audformat folder or folder of audio "
+                          "(default: the bundled corpus)")
+    run.add_argument("--suite", "-s", default="quick",
+                     help="suite YAML or bundled suite name (default: quick)")
+    run.add_argument("--out", "-o", default="sertest-results", help="output folder")
+    run.add_argument("--seed", type=int, default=0, help="audit seed (default 0)")
+    run.add_argument("--jobs", "-j", type=int, default=None,
+                     help="decode/perturb worker threads (default: CPUs, at most 4)")
+    run.add_argument("--labels", help="output labels for ONNX models without metadata, e.g. "
+                                      "'arousal,dominance,valence'")
+    run.add_argument("--reference", metavar="SPEC",
+                     help="label-free mode: this model's clean predictions are the truth")
+    run.add_argument("--no-baselines", action="store_true",
+                     help="do not add the random baselines")
+    run.add_argument("--cache", metavar="DIR", help="prediction cache folder "
+                     "(default: $SERTEST_CACHE or ~/.cache/sertest)")
+    run.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
+    run.add_argument("--fail-fast", action="store_true", help="stop at the first item error")
+    run.add_argument("--allow-outside-root", action="store_true",
+                     help="allow manifest paths outside the manifest's folder")
+    run.add_argument("--n-boot", type=int, default=None,
+                     help="bootstrap resamples for confidence intervals (default: the suite's)")
+    run.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="force a progress bar")
+    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument("--verbose", "-v", action="store_true", help="print every measurement")
+    run.add_argument("--format", dest="renderers", default="html,junit,markdown",
+                     help="reports to write (comma list of html, junit, markdown; '' for none)")
+
+    lst = sub.add_parser("list", help="list tests, perturbations, suites and adapters")
+    lst.add_argument("what", nargs="?", default="all",
+                     choices=["all", "tests", "perturbations", "suites", "adapters"])
+
+    rep = sub.add_parser("report", help="re-render reports from a results folder")
+    rep.add_argument("results", metavar="RESULTS_DIR")
+    rep.add_argument("--format", dest="renderers", default="html,junit,markdown")
+
+    cmp_ = sub.add_parser("compare", help="compare a baseline audit with candidates")
+    cmp_.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                      help="the baseline first, then one or more candidates")
+    cmp_.add_argument("--out", "-o", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="sertest: %(message)s")
+    if not args.command:
+        _parser().print_help()
+        return 2
+    try:
+        return {"run": _run, "list": _list, "report": _report, "compare": _compare}[args.command](args)
+    except SertestError as exc:
+        print(f"sertest: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sertest: interrupted; finished predictions are cached, re-run to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    from .engine import audit
+    from .report.terminal import summary_text
+
+    renderers = [r for r in args.renderers.split(",") if r.strip()]
+    results = audit(args.model, args.data, args.suite, out=args.out, seed=args.seed,
+                    jobs=args.jobs, cache=False if args.no_cache else args.cache,
+                    baselines=not args.no_baselines, reference=args.reference,
+                    labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
+                    allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
+                    renderers=renderers)
+    print(summary_text(results, verbose=args.verbose))
+    print(f"\nwrote {os.path.join(args.out, 'results.json')}")
+    return results.exit_code
+
+
+def _report(args) -> int:
+    from .report import render_all
+    from .results import Results
+
+    results = Results.load(args.results)
+    folder = args.results if os.path.isdir(args.results) else os.path.dirname(args.results)
+    for path in render_all(results, folder, [r for r in args.renderers.split(",") if r]):
+        print(f"wrote {path}")
+    return 0
+
+
+def _compare(args) -> int:
+    from .errors import UsageError
+
+    try:
+        from .report.compare import compare
+    except ModuleNotFoundError as exc:
+        raise UsageError("sertest compare is not available in this build") from exc
+    for path in compare(args.results, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def _list(args) -> int:
+    what = args.what
+    if what in ("all", "tests"):
+        from .checks import registry
+
+        print("Tests:")
+        for cid, cls in registry().items():
+            kinds = "/".join("A/D/V" if k == "regression" else "emotion" for k in cls.kinds)
+            print(f"  {cid:<42} [{cls.topic}, {kinds}] {cls.description}")
+            if cls.metrics:
+                print(textwrap.indent(", ".join(f"{k} {v}" for k, v in cls.metrics.items()),
+                                      " " * 46))
+        print()
+    if what in ("all", "perturbations"):
+        from .perturb import registry as preg
+
+        print("Perturbations:")
+        for name, cls in preg().items():
+            print(f"  {name:<28} {cls.description}")
+            if cls.defaults:
+                print(" " * 30 + ", ".join(f"{k}={v}" for k, v in cls.defaults.items()))
+        print()
+    if what in ("all", "suites"):
+        from .suite import bundled_suites, load_suite
+
+        print("Bundled suites:")
+        for name, path in bundled_suites().items():
+            try:
+                s = load_suite(path)
+                print(f"  {name:<12} {len(s.checks)} tests  {s.description}")
+            except SertestError as exc:
+                print(f"  {name:<12} (cannot load: {exc})")
+        print()
+    if what in ("all", "adapters"):
+        from .models import ADAPTERS
+
+        print("Model adapters:")
+        for kind in ADAPTERS:
+            print(f"  {kind}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""``audit(models, data, suite) -> Results``: the library entry point behind every front end."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import resource
+import time
+import traceback
+from typing import Any, Sequence
+
+from .. import __version__
+from ..checks.base import Context, Measurement
+from ..checks.verdict import ERROR, SKIPPED, combine
+from ..data import Dataset, load_dataset
+from ..errors import UsageError
+from ..models import Model, load_model
+from ..results import SCHEMA, Results, summarise
+from ..suite import Suite, load_suite
+from .cache import PredictionCache
+from .execute import execute
+from .store import CLEAN, condition_key
+
+log = logging.getLogger("sertest")
+
+
+def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
+          suite: str | dict | Suite = "quick", *, out: str | None = None, seed: int = 0,
+          jobs: int | None = None, cache: str | bool | None = None, baselines: bool = True,
+          reference: str | Model | None = None, labels: str | None = None,
+          progress: bool | None = None, fail_fast: bool = False,
+          allow_outside_root: bool = False, n_boot: int | None = None,
+          renderers: Sequence[str] = ("html", "junit", "markdown")) -> Results:
+    """Audit ``models`` on ``data`` with ``suite``.
+
+    Args:
+        models: model specs (see :mod:`sertest.models`) or loaded models.
+        data: manifest, folder, audformat database or Dataset; ``None`` = bundled corpus.
+        suite: path, bundled suite name, mapping or Suite.
+        out: folder for results.json (and the reports); ``None`` writes nothing.
+        seed: every random draw derives from it.
+        jobs: decode/perturb worker threads.
+        cache: cache folder, ``True``/``None`` for the default, ``False`` for none.
+        baselines: add the random baselines beside the audited models.
+        reference: a model whose clean predictions serve as truth (label-free mode).
+        labels: output labels for ONNX models that do not declare them.
+    """
+    t_start = time.perf_counter()
+    if not models:
+        raise UsageError("no model given: pass at least one --model")
+    dataset = data if isinstance(data, Dataset) else load_dataset(
+        data, allow_outside_root=allow_outside_root)
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    loaded: dict[str, Model] = {}
+    roles: dict[str, str] = {}
+    for spec in models:
+        m = load_model(spec, labels=labels)
+        _add(loaded, roles, m, "candidate")
+    ref_name = None
+    if reference is not None:
+        ref = load_model(reference, labels=labels)
+        if ref.name in loaded:
+            ref_name = ref.name
+        else:
+            _add(loaded, roles, ref, "reference")
+            ref_name = ref.name
+    if baselines:
+        wants_dims = any(m.dimensions for m in loaded.values())
+        wants_cls = any(m.classes for m in loaded.values())
+        rates = sorted({m.sampling_rate for m in loaded.values()})
+        if wants_dims and not any(n.startswith("random-gaussian") for n in loaded):
+            _add(loaded, roles, load_model("random:gaussian", sampling_rate=rates[0]), "baseline")
+        if wants_cls and not any(n.startswith("random-categorical") for n in loaded):
+            _add(loaded, roles, load_model("random:categorical", sampling_rate=rates[0]),
+                 "baseline")
+    n_boot = suite.n_boot if n_boot is None else n_boot
+    ctx = Context(dataset, None, loaded, seed=seed, reference=ref_name, n_boot=n_boot,
+                  confidence=suite.confidence)
+
+    # plan: which (condition, items) each check needs
+    conditions: dict[str, Any] = {CLEAN: None}
+    needed: dict[str, set[str]] = {CLEAN: set()}
+    plan_errors: dict[str, str] = {}
+    for check, _ in suite.checks:
+        try:
+            for req in check.requests(ctx):
+                ck = condition_key(req.condition)
+                conditions[ck] = req.condition
+                ids = dataset.ids if req.ids is None else list(req.ids)
+                needed.setdefault(ck, set()).update(ids)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot plan is an error result
+            plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
+    if ref_name is not None:
+        needed[CLEAN].update(dataset.ids)
+
+    cache_obj = PredictionCache.open(cache)
+    try:
+        store, item_errors, stats = execute(
+            dataset, loaded, conditions, needed, seed=seed, cache=cache_obj, jobs=jobs,
+            progress=progress, fail_fast=fail_fast)
+    finally:
+        cache_obj.close()
+    ctx.store = store
+    ctx.failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
+
+    # measure and judge
+    tests: list[dict[str, Any]] = []
+    targets_all = suite.targets
+    audited = [n for n in loaded if roles[n] != "reference" or n in models]
+    for check, targets in suite.checks:
+        for name in audited:
+            m = loaded[name]
+            for target in m.targets:
+                if targets_all and target not in targets_all:
+                    continue
+                if targets and target not in targets:
+                    continue
+                if not check.supports(target):
+                    continue
+                tests.append(_run_check(check, ctx, name, target, plan_errors.get(check.name)))
+
+    doc = {
+        "schema": SCHEMA,
+        "sertest_version": __version__,
+        "seed": seed,
+        "suite": suite.to_dict(),
+        "dataset": dataset.describe(),
+        "reference": ref_name,
+        "models": [{"name": n, "role": roles[n], "fingerprint": loaded[n].fingerprint(),
+                    "info": loaded[n].info().to_dict()} for n in loaded],
+        "tests": tests,
+        "items": {"total": len(dataset), "errors": [e.to_dict() for e in item_errors]},
+    }
+    doc["summary"] = summarise(doc)
+    timings = {
+        "wall_seconds": round(time.perf_counter() - t_start, 3),
+        "execute_seconds": round(stats.wall_seconds, 3),
+        "predictions": stats.predictions, "cached": stats.cached, "computed": stats.computed,
+        "decoded_files": stats.decoded_files,
+        "decode_seconds": round(stats.decode_seconds, 3),
+        "perturb_seconds": round(stats.perturb_seconds, 3),
+        "models": {n: {"model_seconds": round(stats.model_seconds.get(n, 0.0), 3),
+                       "audio_seconds": round(stats.audio_seconds.get(n, 0.0), 3),
+                       "real_time_factor": (round(stats.model_seconds[n] / stats.audio_seconds[n], 6)
+                                            if stats.audio_seconds.get(n) else None)}
+                   for n in loaded},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "jobs": jobs, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+    }
+    results = Results(doc, timings=timings)
+    if out:
+        results.write(out, renderers=renderers)
+    for m in loaded.values():
+        m.close()
+    return results
+
+
+def _add(loaded: dict, roles: dict, model: Model, role: str) -> None:
+    if model.name in loaded:
+        raise UsageError(f"two models are named {model.name!r}; name them with NAME=SPEC")
+    loaded[model.name] = model
+    roles[model.name] = role
+
+
+def _run_check(check, ctx: Context, model: str, target: str, plan_error: str | None
+               ) -> dict[str, Any]:
+    entry: dict[str, Any] = {"test": check.name, "check": check.id, "topic": check.topic,
+                             "model": model, "dimension": target,
+                             "description": check.description}
+    if plan_error:
+        entry.update(verdict=ERROR, error=plan_error, measurements=[])
+        return entry
+    if not ctx.has_truth(target) and check.topic == "correctness" and ctx.reference is None:
+        entry.update(verdict=SKIPPED, reason=f"the data has no {target!r} labels; "
+                     "give --reference MODEL for label-free correctness", measurements=[])
+        return entry
+    try:
+        outcome = check.measure(ctx, model, target)
+    except Exception as exc:  # noqa: BLE001 - a crashing check is an error result
+        log.debug("check %s crashed", check.name, exc_info=True)
+        entry.update(verdict=ERROR, error=f"{type(exc).__name__}: {exc}",
+                     traceback=traceback.format_exc(limit=4), measurements=[])
+        return entry
+    if outcome.skipped:
+        entry.update(verdict=SKIPPED, reason=outcome.skipped, measurements=[])
+        return entry
+    verdicts = []
+    for m in outcome.measurements:
+        _judge(check, m)
+        verdicts.append(m.verdict)
+    entry["verdict"] = combine(verdicts)
+    entry["measurements"] = [m.to_dict() for m in outcome.measurements]
+    if outcome.plots:
+        entry["plots"] = outcome.plots
+    if outcome.notes:
+        entry["notes"] = outcome.notes
+    return entry
+
+
+def _judge(check, m: Measurement) -> None:
+    if m.verdict is not None:
+        return
+    threshold = m.threshold or check.threshold_for(m.metric)
+    m.threshold = threshold
+    m.verdict = threshold.judge(m.value, m.ci) if threshold else "info"

@@ -1,0 +1,114 @@
+"""Model adapters and their registry.
+
+A model spec is a string, optionally prefixed with a display name and an adapter kind::
+
+    wav2small.onnx                      ONNX file (raw waveform in)
+    path/to/audonnx-folder              folder with model.yaml (audonnx)
+    path/to/hf-folder                   folder with config.json (Hugging Face, teacher family)
+    model.pt                            TorchScript file
+    torch:pkg.module:factory=weights.pt nn.Module factory plus a state dict (weights_only)
+    callable:pkg.module:function        any Python callable ``f(signals, sampling_rate)``
+    random:gaussian | random:categorical  seeded random baselines
+    student=wav2small.onnx              same, displayed as "student"
+
+Adapters are imported lazily, so the core install (ONNX) never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..errors import UsageError
+from .base import CATEGORIES, DIMENSIONS, EMOTION, Model, ModelInfo
+
+#: kind -> "module:function" returning a Model from (target, **options).
+ADAPTERS: dict[str, str] = {
+    "onnx": "sertest.models.onnx:load_onnx",
+    "audonnx": "sertest.models.onnx:load_audonnx",
+    "random": "sertest.models.random:load_random",
+    "torch": "sertest.models.torch_adapter:load_torch",
+    "hf": "sertest.models.hf:load_hf",
+    "callable": "sertest.models.callable:load_callable",
+}
+
+
+def register_adapter(kind: str, target: str) -> None:
+    """Register an adapter ``kind`` implemented by ``"module:function"``."""
+    ADAPTERS[kind] = target
+
+
+def parse_spec(spec: str) -> tuple[str | None, str, str]:
+    """Split ``[NAME=][KIND:]TARGET`` into (name, kind, target), detecting the kind.
+
+    Raises:
+        UsageError: for an unknown kind, a missing file or a Hugging Face hub id.
+    """
+    name = None
+    text = spec.strip()
+    if "=" in text.split(":", 1)[0] and not os.path.exists(text):
+        name, text = text.split("=", 1)
+    kind = None
+    head, sep, rest = text.partition(":")
+    if sep and head in ADAPTERS and not os.path.exists(text):
+        kind, target = head, rest
+    else:
+        target = text
+    if kind is None:
+        kind = _detect_kind(target, spec)
+    return name, kind, target
+
+
+def _detect_kind(target: str, spec: str) -> str:
+    if os.path.isdir(target):
+        if os.path.exists(os.path.join(target, "model.yaml")):
+            return "audonnx"
+        if os.path.exists(os.path.join(target, "config.json")):
+            return "hf"
+        if os.path.exists(os.path.join(target, "model.onnx")):
+            return "audonnx"
+        raise UsageError(
+            f"--model {spec!r}: folder has neither model.yaml (audonnx), model.onnx nor "
+            "config.json (Hugging Face)")
+    if os.path.isfile(target):
+        ext = os.path.splitext(target)[1].lower()
+        if ext == ".onnx":
+            return "onnx"
+        if ext in (".pt", ".pth", ".jit", ".ts"):
+            return "torch"
+        raise UsageError(f"--model {spec!r}: cannot tell the model format from extension {ext!r}; "
+                         "prefix the spec with onnx:, torch:, hf: or callable:")
+    if target.count("/") == 1 and not target.startswith((".", "/")) and "." not in target.split("/")[0]:
+        raise UsageError(
+            f"--model {spec!r}: no such file or folder. It looks like a Hugging Face hub id; sertest never "
+            "downloads models: pass a local folder instead (e.g. one saved with save_pretrained)")
+    raise UsageError(f"--model {spec!r}: no such file or folder")
+
+
+def load_model(spec: str | Model, **options: Any) -> Model:
+    """Load a model from a spec string (see the module docstring) or pass a Model through.
+
+    Options (all optional): ``name``, ``labels`` (output labels, list or comma string),
+    ``sampling_rate`` (Hz), ``seed`` (random baselines), ``classes``.
+    """
+    if isinstance(spec, Model):
+        return spec
+    name, kind, target = parse_spec(spec)
+    module_name, func_name = ADAPTERS[kind].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        extra = {"torch": "torch", "hf": "hf"}.get(kind, kind)
+        raise UsageError(
+            f"--model {spec!r}: the {kind!r} adapter needs a missing package ({exc.name}); "
+            f"install it with: pip install 'sertest[{extra}]'") from exc
+    options = {k: v for k, v in options.items() if v is not None}
+    if name:
+        options["name"] = name
+    model = getattr(module, func_name)(target, **options)
+    return model
+
+
+__all__ = ["ADAPTERS", "CATEGORIES", "DIMENSIONS", "EMOTION", "Model", "ModelInfo",
+           "load_model", "parse_spec", "register_adapter"]

@@ -1,0 +1,173 @@
+"""The one protocol every model adapter follows.
+
+A model turns a batch of mono float32 signals at its own sampling rate into one row of
+named outputs per signal.  Outputs are columns: regression dimensions first
+(``arousal``, ``dominance``, ``valence``; floats in about [0, 1]), then the class
+probabilities or scores of a categorical head (``anger``, ``happiness``, ...).  The
+categorical prediction ``emotion`` is the argmax over the class columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+DIMENSIONS = ("arousal", "dominance", "valence")
+EMOTION = "emotion"
+CATEGORIES = ("anger", "happiness", "neutral", "sadness")
+
+
+@dataclass
+class ModelInfo:
+    """Static facts about a model, shown in results and reports.
+
+    Attributes:
+        name: display name.
+        format: ``onnx``, ``audonnx``, ``torch``, ``hf``, ``callable`` or ``random``.
+        parameters: number of parameters (``None`` if unknown).
+        file_size: bytes on disk of the model file(s) (``None`` if not a file).
+        sampling_rate: input rate in Hz.
+        dimensions: regression outputs.
+        classes: categorical outputs.
+        path: where it was loaded from.
+        extra: anything else (opset, quantisation, ...).
+    """
+
+    name: str
+    format: str
+    sampling_rate: int
+    dimensions: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    parameters: int | None = None
+    file_size: int | None = None
+    path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "sampling_rate": self.sampling_rate,
+            "dimensions": list(self.dimensions),
+            "classes": list(self.classes),
+            "parameters": self.parameters,
+            "file_size": self.file_size,
+            "path": self.path,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class Model:
+    """Base class of adapters.
+
+    Subclasses set ``name``, ``sampling_rate``, ``dimensions``, ``classes`` and implement
+    :meth:`predict_batch` (and usually :meth:`fingerprint` and :meth:`info`).
+    ``batchable`` says whether signals of equal length may be stacked into one call.
+    """
+
+    name: str = "model"
+    sampling_rate: int = 16000
+    dimensions: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    batchable: bool = True
+    #: ``True`` for models whose output depends on the generator (random baselines).
+    stochastic: bool = False
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Column names of the prediction matrix."""
+        return tuple(self.dimensions) + tuple(self.classes)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """What tests can judge: the regression dimensions, plus ``emotion`` if classes exist."""
+        return tuple(self.dimensions) + ((EMOTION,) if self.classes else ())
+
+    def predict_batch(self, signals: np.ndarray) -> np.ndarray:
+        """Predict a stack of equal-length signals.
+
+        Args:
+            signals: float32 array (batch, samples) at :attr:`sampling_rate`.
+
+        Returns:
+            float array (batch, len(outputs)).
+        """
+        raise NotImplementedError
+
+    def predict(self, signals: list[np.ndarray], rngs: list[np.random.Generator] | None = None
+                ) -> np.ndarray:
+        """Predict a list of signals of any lengths; equal lengths are stacked.
+
+        Stochastic models receive one generator per signal in ``rngs``.
+        """
+        out = np.empty((len(signals), len(self.outputs)), dtype=np.float64)
+        if not signals:
+            return out
+        if self.stochastic:
+            return self.predict_random(signals, rngs or [np.random.default_rng(0)] * len(signals))
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(signals):
+            groups.setdefault(len(s), []).append(i)
+        for _, idx in groups.items():
+            if self.batchable:
+                batch = np.stack([np.asarray(signals[i], dtype=np.float32) for i in idx])
+                out[idx] = self._checked(self.predict_batch(batch), len(idx))
+            else:
+                for i in idx:
+                    x = np.asarray(signals[i], dtype=np.float32)[None, :]
+                    out[i] = self._checked(self.predict_batch(x), 1)[0]
+        return out
+
+    def predict_random(self, signals: list[np.ndarray], rngs: list[np.random.Generator]
+                       ) -> np.ndarray:
+        raise NotImplementedError
+
+    def _checked(self, y: Any, n: int) -> np.ndarray:
+        from ..errors import ModelError
+
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim == 1 and len(self.outputs) == 1:
+            y = y[:, None]
+        if y.shape != (n, len(self.outputs)):
+            raise ModelError(
+                f"model {self.name!r} returned shape {tuple(y.shape)}, expected "
+                f"({n}, {len(self.outputs)}) for outputs {list(self.outputs)}")
+        return y
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever the model's weights or configuration change."""
+        return f"{type(self).__name__}:{self.name}"
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, format="unknown", sampling_rate=self.sampling_rate,
+                         dimensions=self.dimensions, classes=self.classes)
+
+    def close(self) -> None:
+        """Release sessions and threads."""
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (or of all files under a folder, in sorted order)."""
+    h = hashlib.sha256()
+    paths = [path]
+    if os.path.isdir(path):
+        paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(path) for f in fs)
+    for p in paths:
+        h.update(os.path.relpath(p, path).encode() if os.path.isdir(path) else b"")
+        with open(p, "rb") as fh:
+            while True:
+                b = fh.read(chunk)
+                if not b:
+                    break
+                h.update(b)
+    return h.hexdigest()
+
+
+def path_size(path: str | os.PathLike) -> int:
+    """Bytes on disk of a file, or of all files under a folder."""
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+    return os.path.getsize(path)

@@ -1,0 +1,251 @@
+"""ONNX models that take the raw waveform, and audonnx model folders.
+
+The graph must have one float input holding the signal: shape ``(batch, time)``,
+``(1, time)`` (static batch, as in audonnx exports), ``(batch, 1, time)`` or ``(time,)``.
+A dynamic batch axis lets sertest stack equal-length signals into one call.
+
+Output labels name the columns of each output and come from, in order of precedence:
+
+1. the ``labels`` option (CLI ``--labels``): ``"arousal,dominance,valence"`` for the first
+   output, or ``"logits=arousal,dominance,valence;probs=anger,happiness,neutral,sadness"``;
+2. a sidecar YAML in audonnx's format next to the file (``model.yaml`` with a ``labels``
+   mapping, or ``labels.yaml``, or ``<file>.yaml``);
+3. the ONNX metadata property ``labels`` holding JSON ``{"output": ["label", ...]}``.
+
+Outputs whose labels are regression dimensions (arousal, dominance, valence) become
+dimensions; an output whose labels include the emotion categories becomes the categorical
+head. Other outputs (e.g. ``hidden_states``) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..errors import ModelError, UsageError
+from .base import CATEGORIES, DIMENSIONS, Model, ModelInfo, file_digest, path_size
+
+
+class OnnxModel(Model):
+    """An onnxruntime session around a raw-waveform ONNX graph."""
+
+    def __init__(self, path: str, *, name: str | None = None,
+                 labels: dict[str, list[str]] | None = None, sampling_rate: int = 16000,
+                 threads: int | None = None, fmt: str = "onnx", size_path: str | None = None
+                 ) -> None:
+        import onnxruntime as ort
+
+        self.path = os.path.abspath(path)
+        self.name = name or os.path.splitext(os.path.basename(path))[0]
+        self.sampling_rate = int(sampling_rate)
+        self._format = fmt
+        self._size_path = size_path or path
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
+            raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        inputs = [i for i in self.session.get_inputs() if "float" in i.type]
+        if len(inputs) != 1:
+            raise ModelError(
+                f"{path}: expected exactly one float input (the signal), found "
+                f"{[(i.name, i.type) for i in self.session.get_inputs()]}")
+        self._input = inputs[0]
+        shape = list(self._input.shape)
+        if len(shape) not in (1, 2, 3):
+            raise ModelError(f"{path}: input {self._input.name!r} has shape {shape}; expected "
+                             "(time,), (batch, time) or (batch, 1, time)")
+        if isinstance(shape[-1], int) and shape[-1] > 1:
+            raise ModelError(f"{path}: input {self._input.name!r} has a fixed time axis of "
+                             f"{shape[-1]} samples; sertest needs a dynamic time axis")
+        self._rank = len(shape)
+        self.batchable = self._rank > 1 and not isinstance(shape[0], int)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if labels is None:
+            labels = _sidecar_labels(path)
+        if labels is None and "labels" in meta:
+            try:
+                labels = json.loads(meta["labels"])
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"{path}: ONNX metadata 'labels' is not JSON: {exc}") from exc
+        if labels is None:
+            raise UsageError(
+                f"{path}: cannot tell what the outputs mean. Give labels with --labels "
+                "'arousal,dominance,valence', a sidecar model.yaml (audonnx format) or ONNX "
+                "metadata 'labels'")
+        self.labels = _normalise_labels(labels, [o.name for o in self.session.get_outputs()], path)
+        self._plan_outputs()
+        self._meta = dict(meta)
+
+    def _plan_outputs(self) -> None:
+        dims: list[tuple[str, int, str]] = []
+        classes: list[tuple[str, int, str]] = []
+        for out_name, labs in self.labels.items():
+            if set(labs) & set(DIMENSIONS):
+                dims += [(out_name, i, lab) for i, lab in enumerate(labs) if lab in DIMENSIONS]
+            elif set(labs) & set(CATEGORIES) or out_name in ("emotion", "categories", "probs"):
+                if classes:
+                    raise ModelError(f"{self.path}: more than one categorical output")
+                classes += [(out_name, i, lab) for i, lab in enumerate(labs)]
+        if not dims and not classes:
+            raise ModelError(
+                f"{self.path}: no output is labelled with {list(DIMENSIONS)} or emotion "
+                f"categories; labels are {self.labels}")
+        order = {d: i for i, d in enumerate(DIMENSIONS)}
+        dims.sort(key=lambda t: order[t[2]])
+        self._columns = dims + classes
+        self.dimensions = tuple(t[2] for t in dims)
+        self.classes = tuple(t[2] for t in classes)
+        self._needed = sorted({t[0] for t in self._columns})
+
+    def predict_batch(self, signals: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(signals, dtype=np.float32)
+        if self._rank == 1:
+            x = x[0]
+        elif self._rank == 3:
+            x = x[:, None, :]
+        try:
+            results = self.session.run(self._needed, {self._input.name: x})
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"model {self.name!r} failed on a batch of shape "
+                             f"{tuple(signals.shape)}: {exc}") from exc
+        by_name = {}
+        for out_name, value in zip(self._needed, results):
+            v = np.asarray(value, dtype=np.float64)
+            v = v.reshape(signals.shape[0], -1) if v.size else v
+            by_name[out_name] = v
+        cols = []
+        for out_name, idx, lab in self._columns:
+            v = by_name[out_name]
+            if v.shape[1] <= idx:
+                raise ModelError(f"model {self.name!r}: output {out_name!r} has {v.shape[1]} "
+                                 f"columns, but label {lab!r} is number {idx + 1}")
+            cols.append(v[:, idx])
+        return np.stack(cols, axis=1)
+
+    def fingerprint(self) -> str:
+        if not hasattr(self, "_fingerprint"):
+            self._fingerprint = "onnx:" + file_digest(self.path)[:32] + ":" + json.dumps(
+                self.labels, sort_keys=True)
+        return self._fingerprint
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self.name, format=self._format, sampling_rate=self.sampling_rate,
+            dimensions=self.dimensions, classes=self.classes,
+            parameters=onnx_parameter_count(self.path), file_size=path_size(self._size_path),
+            path=self.path,
+            extra={"input": self._input.name, "dynamic_batch": self.batchable,
+                   "outputs": {k: list(v) for k, v in self.labels.items()}})
+
+
+def onnx_parameter_count(path: str) -> int | None:
+    """Number of elements in the graph's initializers (weights), or None if onnx is absent."""
+    try:
+        import onnx
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001
+        return None
+    total = 0
+    for init in model.graph.initializer:
+        n = 1
+        for d in init.dims:
+            n *= d
+        total += n
+    return int(total)
+
+
+def _normalise_labels(labels: Any, outputs: list[str], path: str) -> dict[str, list[str]]:
+    if isinstance(labels, str):
+        if "=" in labels:
+            parsed = {}
+            for part in labels.split(";"):
+                out_name, _, labs = part.partition("=")
+                parsed[out_name.strip()] = [s.strip() for s in labs.split(",") if s.strip()]
+            labels = parsed
+        else:
+            labels = [s.strip() for s in labels.split(",") if s.strip()]
+    if isinstance(labels, (list, tuple)):
+        labels = {outputs[0]: list(labels)}
+    if not isinstance(labels, dict):
+        raise UsageError(f"{path}: labels must be a list or a mapping of output name to list")
+    unknown = [k for k in labels if k not in outputs]
+    if unknown:
+        raise UsageError(f"{path}: labels name output(s) {unknown} that the model does not have; "
+                         f"outputs are {outputs}")
+    return {str(k): [str(x) for x in v] for k, v in labels.items() if v}
+
+
+def _sidecar_labels(path: str) -> dict[str, list[str]] | None:
+    folder = os.path.dirname(os.path.abspath(path))
+    stem = os.path.splitext(path)[0]
+    for candidate in (stem + ".yaml", os.path.join(folder, "model.yaml"),
+                      os.path.join(folder, "labels.yaml")):
+        if not os.path.isfile(candidate):
+            continue
+        with open(candidate, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+        labels = _labels_from_audonnx_doc(doc)
+        if labels is not None:
+            return labels
+    return None
+
+
+def _labels_from_audonnx_doc(doc: Any) -> Any:
+    if isinstance(doc, dict) and len(doc) == 1 and str(next(iter(doc))).startswith("$audonnx"):
+        doc = next(iter(doc.values()))
+    if isinstance(doc, dict) and "labels" in doc:
+        return doc["labels"]
+    if isinstance(doc, (list, dict)) and doc and not (isinstance(doc, dict) and "path" in doc):
+        return doc
+    return None
+
+
+def load_onnx(target: str, name: str | None = None, labels: Any = None,
+              sampling_rate: int = 16000, threads: int | None = None, **_: Any) -> Model:
+    """Load an ONNX file (see module docstring)."""
+    if not os.path.isfile(target):
+        raise UsageError(f"--model {target!r}: no such ONNX file")
+    return OnnxModel(target, name=name, labels=labels, sampling_rate=sampling_rate,
+                     threads=threads)
+
+
+def load_audonnx(target: str, name: str | None = None, labels: Any = None,
+                 sampling_rate: int = 16000, threads: int | None = None, **_: Any) -> Model:
+    """Load an audonnx model folder: ``model.yaml`` (``$audonnx...`` header) or legacy
+    ``model.onnx`` with ``labels.yaml``.  Serialised transforms are refused: they would
+    execute code named by a file."""
+    folder = target
+    yaml_path = os.path.join(folder, "model.yaml")
+    onnx_file = os.path.join(folder, "model.onnx")
+    file_labels = None
+    if os.path.isfile(yaml_path):
+        with open(yaml_path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+        if isinstance(doc, dict) and len(doc) == 1 and str(next(iter(doc))).startswith("$audonnx"):
+            body = next(iter(doc.values())) or {}
+            if body.get("transform"):
+                raise UsageError(
+                    f"{yaml_path}: audonnx transforms are not supported (they are serialised "
+                    "Python objects); export a model that takes the raw waveform")
+            onnx_file = os.path.join(folder, body.get("path", "model.onnx"))
+            file_labels = body.get("labels")
+    labels_yaml = os.path.join(folder, "labels.yaml")
+    if file_labels is None and os.path.isfile(labels_yaml):
+        with open(labels_yaml, encoding="utf-8") as fh:
+            file_labels = yaml.safe_load(fh)
+    if not os.path.isfile(onnx_file):
+        raise UsageError(f"--model {target!r}: audonnx folder has no {os.path.basename(onnx_file)}")
+    return OnnxModel(onnx_file, name=name or os.path.basename(os.path.normpath(folder)),
+                     labels=labels if labels is not None else file_labels,
+                     sampling_rate=sampling_rate, threads=threads, fmt="audonnx",
+                     size_path=folder)

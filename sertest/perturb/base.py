@@ -1,0 +1,155 @@
+"""The uniform base of every perturbation.
+
+A perturbation is a pure, seeded function ``signal, sampling_rate, rng -> signal`` with a
+stable, serialisable spec (``name`` plus parameters).  Its randomness comes only from the
+generator it is handed; it never touches global random state.  Parameters given as a list
+(``{"gain_db": [-2, -1, 1, 2]}``) mean "draw one value per call from the generator", as in
+the ser-tests catalogue; :meth:`Perturbation.draw` does that and records what was drawn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import UsageError
+
+_REGISTRY: dict[str, type["Perturbation"]] = {}
+
+
+def register(cls: type["Perturbation"]) -> type["Perturbation"]:
+    """Class decorator: make a perturbation available by its ``name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise TypeError(f"perturbation name {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type["Perturbation"]]:
+    """All registered perturbations by name (imports the built-in families first)."""
+    from . import _load_builtins
+
+    _load_builtins()
+    return dict(sorted(_REGISTRY.items()))
+
+
+class Perturbation:
+    """Base class.  Subclasses set the class attributes and implement :meth:`apply`.
+
+    Class attributes:
+        name: registry name, e.g. ``"white_noise"``.
+        description: one line for ``sertest list``, with units.
+        defaults: parameter names and default values; only these names are accepted.
+        length_preserving: ``True`` if the output has as many samples as the input.
+        stochastic: ``True`` if :meth:`apply` uses the generator (the seed then enters
+            the cache key).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    length_preserving: ClassVar[bool] = True
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise UsageError(
+                f"perturbation {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        merged = {**self.defaults, **params}
+        self.params: dict[str, Any] = {k: _plain(v) for k, v in merged.items()}
+        self.validate()
+
+    # -- to override -------------------------------------------------------------
+    def validate(self) -> None:
+        """Check ``self.params``; raise :class:`UsageError` naming the parameter."""
+
+    def apply(self, signal: np.ndarray, sampling_rate: int, rng: np.random.Generator,
+              params: dict[str, Any]) -> np.ndarray:
+        """Return the perturbed signal.  ``params`` holds drawn scalar values."""
+        raise NotImplementedError
+
+    # -- shared machinery --------------------------------------------------------
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Scalar parameters for one call: list-valued parameters get one value drawn."""
+        drawn = {}
+        for key, value in self.params.items():
+            if isinstance(value, list) and key not in getattr(self, "list_params", ()):
+                drawn[key] = value[int(rng.integers(len(value)))] if value else None
+            else:
+                drawn[key] = value
+        return drawn
+
+    def __call__(self, signal: np.ndarray, sampling_rate: int,
+                 rng: np.random.Generator) -> np.ndarray:
+        """Perturb a mono float32 signal; returns a new float32 array (input untouched)."""
+        x = np.asarray(signal, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"{self.name}: expected a mono 1-D signal, got shape {x.shape}")
+        params = self.draw(rng)
+        self.last_parameters = params
+        y = self.apply(x.copy(), int(sampling_rate), rng, params)
+        y = np.asarray(y, dtype=np.float32)
+        if self.length_preserving and y.shape[0] != x.shape[0]:
+            raise RuntimeError(
+                f"{self.name}: promised to preserve length, returned {y.shape[0]} "
+                f"samples for {x.shape[0]}")
+        return y
+
+    def spec(self) -> dict[str, Any]:
+        """Serialisable spec: ``{"name": ..., **params}``; ``from_spec(p.spec())`` rebuilds it."""
+        return {"name": self.name, **self.params}
+
+    @property
+    def key(self) -> str:
+        """Canonical string of the spec, used as condition key and in cache keys."""
+        return json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Perturbation) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+def from_spec(spec: dict[str, Any] | str) -> Perturbation:
+    """Build a perturbation from ``{"name": ..., **params}`` (or a bare name)."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    reg = registry()
+    if name not in reg:
+        raise UsageError(f"unknown perturbation {name!r}; known: {', '.join(reg)}")
+    return reg[name](**spec)
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as plain JSON types (tuples become lists, numpy scalars become floats)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def rms(x: np.ndarray) -> float:
+    """Root mean square of a signal (linear amplitude)."""
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def db_to_amplitude(db: float) -> float:
+    """Amplitude ratio of a level difference in dB (20 log10 convention)."""
+    return float(10.0 ** (db / 20.0))

@@ -1,0 +1,169 @@
+"""The results document (``results.json``) and what every renderer reads from it.
+
+Schema ``sertest/results@1`` (documented in docs/results-schema.md):
+
+* ``schema``, ``sertest_version``, ``seed``, ``suite``, ``dataset``, ``reference``;
+* ``models``: ``[{name, role (candidate|baseline|reference), fingerprint, info}]``;
+* ``tests``: one entry per test x model x dimension: ``{test, check, topic, model,
+  dimension, description, verdict, measurements: [{metric, group, value, ci, n, threshold,
+  verdict}], plots?, notes?, error?, reason?}``;
+* ``items``: ``{total, errors: [{id, file, stage, error, condition, model}]}``;
+* ``summary``: ``{models: {NAME: {score, topics: {topic: score}, counts: {verdict: n}}}}``.
+
+Wall-clock figures never enter results.json (they go to ``timings.json``), so the same
+seed gives a byte-identical document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+from .checks.verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, score
+
+SCHEMA = "sertest/results@1"
+TOPICS = ("correctness", "fairness", "robustness")
+
+
+def summarise(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per model: overall score (mean of topic scores), topic scores, verdict counts.
+
+    A test entry scores the share of its judged measurements that pass (inconclusive counts
+    one half); a topic scores the mean of its entries; the overall score is the mean of the
+    topics, so no topic dominates by the number of its cells.
+    """
+    out: dict[str, Any] = {}
+    for model in [m["name"] for m in doc["models"]]:
+        entries = [t for t in doc["tests"] if t["model"] == model]
+        counts = {v: 0 for v in (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED)}
+        topic_scores: dict[str, list[float]] = {}
+        for t in entries:
+            counts[t["verdict"]] = counts.get(t["verdict"], 0) + 1
+            if t["verdict"] == ERROR:
+                s = 0.0
+            else:
+                s = score([m["verdict"] for m in t.get("measurements", [])])
+            if s is not None:
+                topic_scores.setdefault(t["topic"], []).append(s)
+        topics = {k: round(sum(v) / len(v), 4) for k, v in sorted(topic_scores.items())}
+        overall = round(sum(topics.values()) / len(topics), 4) if topics else None
+        out[model] = {"score": overall, "topics": topics, "counts": counts}
+    return {"models": out}
+
+
+class Results:
+    """A results document with helpers for front ends (CLI, pytest plugin, reports)."""
+
+    def __init__(self, doc: dict[str, Any], timings: dict[str, Any] | None = None,
+                 path: str | None = None) -> None:
+        if doc.get("schema") != SCHEMA:
+            raise ValueError(f"not a sertest results document (schema {doc.get('schema')!r}, "
+                             f"expected {SCHEMA!r})")
+        self.doc = doc
+        self.timings = timings or {}
+        self.path = path
+
+    # -- access -------------------------------------------------------------------
+    @property
+    def tests(self) -> list[dict[str, Any]]:
+        return self.doc["tests"]
+
+    @property
+    def models(self) -> list[dict[str, Any]]:
+        return self.doc["models"]
+
+    def candidates(self) -> list[str]:
+        return [m["name"] for m in self.models if m["role"] == "candidate"]
+
+    def select(self, test: str | None = None, model: str | None = None,
+               dimension: str | None = None) -> list[dict[str, Any]]:
+        return [t for t in self.tests if (test is None or t["test"] == test)
+                and (model is None or t["model"] == model)
+                and (dimension is None or t["dimension"] == dimension)]
+
+    def result(self, test: str, model: str | None = None, dimension: str | None = None
+               ) -> "TestView":
+        """The entries of one test (for the first candidate model unless named)."""
+        model = model or (self.candidates() or [None])[0]
+        entries = self.select(test, model, dimension)
+        if not entries:
+            raise KeyError(f"no results for test {test!r}, model {model!r}, dimension {dimension!r}")
+        return TestView(entries)
+
+    @property
+    def failed(self) -> bool:
+        """True if any test of a candidate model failed or crashed."""
+        cands = set(self.candidates())
+        return any(t["verdict"] in (FAIL, ERROR) for t in self.tests if t["model"] in cands)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    # -- I/O ------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(self.doc, indent=1, sort_keys=False, ensure_ascii=False,
+                          allow_nan=False) + "\n"
+
+    def write(self, out: str, renderers: Iterable[str] = ("html", "junit", "markdown")) -> None:
+        """Write results.json, timings.json and the requested renderings into ``out``."""
+        os.makedirs(out, exist_ok=True)
+        _atomic_write(os.path.join(out, "results.json"), self.to_json())
+        if self.timings:
+            _atomic_write(os.path.join(out, "timings.json"),
+                          json.dumps(self.timings, indent=1, sort_keys=True) + "\n")
+        self.path = os.path.join(out, "results.json")
+        from .report import render_all
+
+        render_all(self, out, renderers)
+
+    @classmethod
+    def load(cls, path: str) -> "Results":
+        """Read results.json (or the folder holding it) and timings.json beside it."""
+        if os.path.isdir(path):
+            path = os.path.join(path, "results.json")
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        timings = {}
+        tpath = os.path.join(os.path.dirname(path), "timings.json")
+        if os.path.exists(tpath):
+            with open(tpath, encoding="utf-8") as fh:
+                timings = json.load(fh)
+        return cls(doc, timings, path)
+
+
+class TestView:
+    """One test's entries (one per dimension) with convenience properties."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+
+    @property
+    def verdict(self) -> str:
+        vs = [e["verdict"] for e in self.entries]
+        for v in (ERROR, FAIL, INCONCLUSIVE, PASS):
+            if v in vs:
+                return v
+        return SKIPPED
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == PASS
+
+    def measurements(self) -> list[dict[str, Any]]:
+        return [dict(m, dimension=e["dimension"]) for e in self.entries for m in e["measurements"]]
+
+    def __repr__(self) -> str:
+        return f"TestView({self.entries[0]['test']!r}, verdict={self.verdict!r})"
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,158 @@
+"""Suites: YAML files that say which tests run, with which parameters and thresholds.
+
+Format::
+
+    name: quick
+    description: one line
+    targets: [arousal, dominance, valence, emotion]   # optional: restrict what is judged
+    bootstrap: {n_boot: 1000, confidence: 0.95}       # optional
+    tests:
+      - test: correctness_regression                  # a registered test id
+        thresholds: {ccc: "> 0.5", mae: "< 0.1"}      # optional: override defaults
+        params: {}                                    # optional: test parameters
+        targets: [arousal]                            # optional
+
+Unknown keys are refused with their name; YAML is loaded with ``yaml.safe_load``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .checks import Check, registry
+from .errors import UsageError
+from .models.base import DIMENSIONS, EMOTION
+
+SUITE_DIR = os.path.join(os.path.dirname(__file__), "test_suites")
+_TOP_KEYS = {"name", "description", "targets", "bootstrap", "tests", "version"}
+_TEST_KEYS = {"test", "name", "thresholds", "params", "targets"}
+_BOOT_KEYS = {"n_boot", "confidence"}
+_TARGETS = set(DIMENSIONS) | {EMOTION}
+
+
+@dataclass
+class Suite:
+    """A parsed suite: its checks and settings."""
+
+    name: str
+    checks: list[tuple[Check, tuple[str, ...] | None]]
+    description: str = ""
+    targets: tuple[str, ...] | None = None
+    n_boot: int = 1000
+    confidence: float = 0.95
+    path: str = ""
+    sha256: str = ""
+    raw: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description,
+                "path": os.path.basename(self.path) if self.path else None,
+                "sha256": self.sha256, "n_boot": self.n_boot, "confidence": self.confidence,
+                "tests": [c.name for c, _ in self.checks]}
+
+
+def bundled_suites() -> dict[str, str]:
+    """Bundled suite names and their paths."""
+    if not os.path.isdir(SUITE_DIR):
+        return {}
+    return {os.path.splitext(f)[0]: os.path.join(SUITE_DIR, f)
+            for f in sorted(os.listdir(SUITE_DIR)) if f.endswith((".yaml", ".yml"))}
+
+
+def resolve_suite_path(suite: str) -> str:
+    """A path for ``suite``: an existing file, or the name of a bundled suite."""
+    if os.path.isfile(suite):
+        return suite
+    bundled = bundled_suites()
+    name = os.path.splitext(os.path.basename(suite))[0]
+    if suite in bundled:
+        return bundled[suite]
+    if not os.path.exists(suite) and name in bundled and os.sep not in suite.strip("./"):
+        return bundled[name]
+    raise UsageError(f"--suite {suite!r}: no such file, and no bundled suite of that name "
+                     f"(bundled: {', '.join(bundled) or 'none'})")
+
+
+def load_suite(suite: str | dict = "quick") -> Suite:
+    """Parse a suite from a path, a bundled name or an already-loaded mapping."""
+    if isinstance(suite, dict):
+        doc, path, digest = suite, "", ""
+    else:
+        path = resolve_suite_path(suite)
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        digest = hashlib.sha256(raw).hexdigest()
+        try:
+            doc = yaml.safe_load(raw.decode("utf-8"))
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{path}: invalid YAML: {exc}") from exc
+    where = path or "suite"
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where}: a suite must be a mapping with a 'tests' list")
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(sorted(_TOP_KEYS))}")
+    tests = doc.get("tests")
+    if not isinstance(tests, list) or not tests:
+        raise UsageError(f"{where}: 'tests' must be a non-empty list")
+    targets = _targets(doc.get("targets"), f"{where}: targets")
+    boot = doc.get("bootstrap") or {}
+    if not isinstance(boot, dict) or set(boot) - _BOOT_KEYS:
+        raise UsageError(f"{where}: bootstrap takes only {sorted(_BOOT_KEYS)}")
+    n_boot = _int(boot.get("n_boot", 1000), f"{where}: bootstrap.n_boot", minimum=0)
+    confidence = float(boot.get("confidence", 0.95))
+    if not 0 < confidence < 1:
+        raise UsageError(f"{where}: bootstrap.confidence must be in (0, 1), got {confidence}")
+    reg = registry()
+    checks: list[tuple[Check, tuple[str, ...] | None]] = []
+    names: set[str] = set()
+    for i, entry in enumerate(tests):
+        here = f"{where}: tests[{i}]"
+        if isinstance(entry, str):
+            entry = {"test": entry}
+        if not isinstance(entry, dict):
+            raise UsageError(f"{here}: each test is a mapping with a 'test' key")
+        unknown = sorted(set(entry) - _TEST_KEYS)
+        if unknown:
+            raise UsageError(f"{here}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                             f"allowed: {', '.join(sorted(_TEST_KEYS))}")
+        test_id = entry.get("test")
+        if test_id not in reg:
+            raise UsageError(f"{here}: unknown test {test_id!r}; known: {', '.join(reg)}")
+        name = entry.get("name") or test_id
+        if name in names:
+            raise UsageError(f"{here}: test name {name!r} used twice; give one a 'name'")
+        names.add(name)
+        for key in ("params", "thresholds"):
+            if entry.get(key) is not None and not isinstance(entry[key], dict):
+                raise UsageError(f"{here}: {key!r} must be a mapping")
+        check = reg[test_id](entry.get("params"), entry.get("thresholds"), name=name)
+        checks.append((check, _targets(entry.get("targets"), f"{here}: targets")))
+    return Suite(name=str(doc.get("name") or os.path.splitext(os.path.basename(path))[0] or "suite"),
+                 checks=checks, description=str(doc.get("description") or ""),
+                 targets=targets, n_boot=n_boot, confidence=confidence, path=path,
+                 sha256=digest, raw=doc)
+
+
+def _targets(value, where) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or set(value) - _TARGETS:
+        raise UsageError(f"{where}: expected a list from {sorted(_TARGETS)}, got {value!r}")
+    return tuple(value)
+
+
+def _int(value, where, minimum=None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{where}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{where}: must be at least {minimum}")
+    return value

@@ -1,0 +1,131 @@
+"""The engine end to end: plan, predict once, cache, judge, results.json, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from sertest import audit
+from sertest.cli import main
+from sertest.engine.cache import PredictionCache
+from sertest.results import SCHEMA, Results
+
+
+def test_one_entry_per_test_model_dimension(tiny_data, onnx_model, tmp_path):
+    res = audit([onnx_model], str(tiny_data), "quick", out=str(tmp_path / "out"), cache=False)
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["schema"] == SCHEMA
+    names = [m["name"] for m in doc["models"]]
+    assert names == ["m", "random-gaussian"]
+    keys = {(t["test"], t["model"], t["dimension"]) for t in doc["tests"]}
+    assert len(keys) == len(doc["tests"]) == 2 * 3
+    for t in doc["tests"]:
+        assert t["verdict"] in ("pass", "fail", "inconclusive", "error", "skipped")
+        for m in t["measurements"]:
+            assert {"metric", "value", "ci", "threshold", "verdict"} <= set(m)
+    for s in doc["summary"]["models"].values():
+        assert 0 <= s["score"] <= 1
+    # the tiny model's first output is 3*RMS, which the fixture's arousal label follows
+    ccc = [m for m in res.select("correctness_regression", "m", "arousal")[0]["measurements"]
+           if m["metric"] == "pcc"][0]
+    assert ccc["value"] > 0.9
+
+
+def test_results_are_byte_identical_across_jobs_and_cache(tiny_data, onnx_model, tmp_path):
+    cache_dir = str(tmp_path / "c")
+    outs = []
+    for i, (jobs, cache) in enumerate([(1, cache_dir), (3, cache_dir), (2, False)]):
+        out = tmp_path / f"o{i}"
+        audit([onnx_model], str(tiny_data), "quick", out=str(out), jobs=jobs, cache=cache)
+        outs.append((out / "results.json").read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+    timings = json.loads((tmp_path / "o1" / "timings.json").read_text())
+    assert timings["computed"] == 0 and timings["cached"] == timings["predictions"] > 0
+
+
+def test_warm_run_recomputes_nothing_and_cache_key_tracks_seed(tiny_data, onnx_model, tmp_path):
+    cache_dir = str(tmp_path / "c")
+    cold = audit([onnx_model], str(tiny_data), "quick", cache=cache_dir)
+    assert cold.timings["computed"] == cold.timings["predictions"]
+    other_seed = audit([onnx_model], str(tiny_data), "quick", cache=cache_dir, seed=5)
+    # the ONNX model is deterministic (shared across seeds); the random baseline is not
+    assert other_seed.timings["computed"] == 40
+    n = len(PredictionCache(os.path.join(cache_dir, "predictions.sqlite")))
+    assert n == 40 * 3
+
+
+def test_bad_item_is_reported_and_others_unchanged(tiny_data, onnx_model, tmp_path):
+    clean = audit([onnx_model], str(tiny_data), "quick", cache=False)
+    df = pd.read_csv(tiny_data)
+    (tiny_data.parent / "broken.wav").write_bytes(b"RIFF1234WAVEfmt garbage")
+    sf.write(tiny_data.parent / "zeros.wav", np.zeros(1000, dtype="float32"), 16000)
+    extra = pd.DataFrame([
+        dict(id="zz-broken", file="broken.wav", speaker="s9", arousal=0.5, dominance=0.5, valence=0.5),
+        dict(id="zz-missing", file="nope.wav", speaker="s9", arousal=0.5, dominance=0.5, valence=0.5),
+        dict(id="zz-zeros", file="zeros.wav", speaker="s9", arousal=0.5, dominance=0.5, valence=0.5)])
+    bad = tiny_data.parent / "with-bad.csv"
+    pd.concat([df, extra]).to_csv(bad, index=False)
+    res = audit([onnx_model], str(bad), "quick", cache=False)
+    errs = {e["id"]: e for e in res.doc["items"]["errors"]}
+    assert set(errs) == {"zz-broken", "zz-missing", "zz-zeros"}
+    assert "not found" in errs["zz-missing"]["error"] and "silent" in errs["zz-zeros"]["error"]
+    strip = lambda r: [dict(t, measurements=[{k: v for k, v in m.items() if k not in ("ci",)} for m in t["measurements"]]) for t in r.tests]  # noqa: E731
+    # identical measurements for the valid items (CIs differ only via the extra speaker cluster)
+    assert [m["value"] for t in strip(clean) for m in t["measurements"]] == \
+           [m["value"] for t in strip(res) for m in t["measurements"]]
+
+
+def test_crashing_check_is_an_error_result_not_fatal(tiny_data, onnx_model, monkeypatch):
+    from sertest.checks.correctness import Regression
+
+    def boom(self, ctx, model, target):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(Regression, "measure", boom)
+    res = audit([onnx_model], str(tiny_data), "quick", cache=False)
+    assert {t["verdict"] for t in res.tests} == {"error"}
+    assert "kaboom" in res.tests[0]["error"]
+    assert res.exit_code == 1
+
+
+def test_results_round_trip(tiny_data, tmp_path):
+    audit(["random:gaussian"], str(tiny_data), "quick", out=str(tmp_path / "o"), cache=False)
+    r = Results.load(str(tmp_path / "o"))
+    assert r.result("correctness_regression").verdict in ("fail", "inconclusive")
+    assert r.candidates() == ["random-gaussian"]
+
+
+def test_cli_exit_codes(tiny_data, onnx_model, tmp_path, capsys):
+    code = main(["run", "--model", "random:gaussian", "--data", str(tiny_data),
+                 "--out", str(tmp_path / "o"), "--no-cache"])
+    assert code == 1  # a random model fails regression correctness
+    assert (tmp_path / "o" / "results.json").exists()
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("name: lenient\ntests:\n  - test: correctness_regression\n"
+                       "    thresholds: {ccc: '> -2', pcc: '> -2', mae: '< 2'}\n")
+    assert main(["run", "--model", onnx_model, "--data", str(tiny_data), "--suite", str(lenient),
+                 "--out", str(tmp_path / "o2"), "--no-cache", "--no-baselines"]) == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,arousal\na.wav,0.2\nb.wav,oops\n")
+    assert main(["run", "--model", "random:gaussian", "--data", str(bad), "--no-cache",
+                 "--out", str(tmp_path / "o3")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3, column 'arousal'" in err and "bad.csv" in err
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("name: x\ntestz: []\n")
+    assert main(["run", "--model", "random:gaussian", "--data", str(tiny_data),
+                 "--suite", str(unknown), "--out", str(tmp_path / "o4")]) == 2
+    assert "'testz'" in capsys.readouterr().err
+
+
+def test_cli_list_and_version(capsys):
+    assert main(["list", "tests"]) == 0
+    assert "correctness_regression" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
