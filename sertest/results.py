@@ -26,17 +26,41 @@ SCHEMA = "sertest/results@1"
 TOPICS = ("correctness", "fairness", "robustness")
 
 
+#: the clean correctness test and metric that decide whether a model is competent on a target
+COMPETENCE = {"regression": ("correctness_regression", "ccc"),
+              "classification": ("correctness_classification", "uar")}
+
+
+def competence(doc: dict[str, Any], model: str, dimension: str) -> bool | None:
+    """Whether ``model`` predicts ``dimension`` at all: its clean CCC (or UAR) is not below
+    the suite's threshold (pass or inconclusive).  ``None`` if the suite did not measure it."""
+    check, metric = COMPETENCE["classification" if dimension == "emotion" else "regression"]
+    for t in doc["tests"]:
+        if t.get("check") == check and t["model"] == model and t["dimension"] == dimension:
+            for m in t.get("measurements", []):
+                if m["metric"] == metric and m["group"] is None and m["verdict"] != "skipped":
+                    return m["verdict"] in (PASS, INCONCLUSIVE)
+    return None
+
+
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     """Per model: overall score (mean of topic scores), topic scores, verdict counts.
 
     A test entry scores the share of its judged measurements that pass (inconclusive counts
     one half); a topic scores the mean of its entries; the overall score is the mean of the
     topics, so no topic dominates by the number of its cells.
+
+    Competence gate: fairness and robustness entries of a dimension on which the model is not
+    competent (its clean CCC, or UAR for emotion, fails the suite's threshold) score 0 and are
+    counted as ``gated``: equal quality across groups or conditions means nothing when the
+    quality is that of chance (the ser-tests pooled rate let a random model look 100 % fair).
     """
     out: dict[str, Any] = {}
-    for model in [m["name"] for m in doc["models"]]:
+    for model in [m["name"] for m in doc["models"] if m["role"] in ("candidate", "baseline")]:
         entries = [t for t in doc["tests"] if t["model"] == model]
         counts = {v: 0 for v in (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED)}
+        counts["gated"] = 0
+        gate = {d: competence(doc, model, d) for d in {t["dimension"] for t in entries}}
         topic_scores: dict[str, list[float]] = {}
         for t in entries:
             counts[t["verdict"]] = counts.get(t["verdict"], 0) + 1
@@ -44,11 +68,15 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
                 s = 0.0
             else:
                 s = score([m["verdict"] for m in t.get("measurements", [])])
+            if s is not None and t["topic"] != "correctness" and gate.get(t["dimension"]) is False:
+                s = 0.0
+                counts["gated"] += 1
             if s is not None:
                 topic_scores.setdefault(t["topic"], []).append(s)
         topics = {k: round(sum(v) / len(v), 4) for k, v in sorted(topic_scores.items())}
         overall = round(sum(topics.values()) / len(topics), 4) if topics else None
-        out[model] = {"score": overall, "topics": topics, "counts": counts}
+        out[model] = {"score": overall, "topics": topics, "counts": counts,
+                      "competent": {d: gate[d] for d in sorted(gate)}}
     return {"models": out}
 
 

@@ -137,6 +137,14 @@ class Check:
         """The predictions this check needs (default: clean audio of every item)."""
         return [Request(None)]
 
+    def features(self, ctx: "Context") -> list:
+        """Feature extractors (Model objects, e.g. an F0 estimator) to run on clean audio.
+
+        The engine runs them like models, once per item, cached; read their outputs with
+        ``ctx.prediction(feature.name, output_name)``.  They are never audited.
+        """
+        return []
+
     def measure(self, ctx: "Context", model: str, target: str) -> Outcome:
         """Measure ``model`` on ``target`` (a dimension or ``emotion``)."""
         raise NotImplementedError

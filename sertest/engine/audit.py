@@ -65,6 +65,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         else:
             _add(loaded, roles, ref, "reference")
             ref_name = ref.name
+    plan_errors: dict[str, str] = {}
     if baselines:
         wants_dims = any(m.dimensions for m in loaded.values())
         wants_cls = any(m.classes for m in loaded.values())
@@ -74,6 +75,13 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         if wants_cls and not any(n.startswith("random-categorical") for n in loaded):
             _add(loaded, roles, load_model("random:categorical", sampling_rate=rates[0]),
                  "baseline")
+    for check, _ in suite.checks:
+        try:
+            for feat in check.features(Context(dataset, None, loaded, seed=seed)):
+                if feat.name not in loaded:
+                    _add(loaded, roles, feat, "feature")
+        except Exception as exc:  # noqa: BLE001
+            plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
     n_boot = suite.n_boot if n_boot is None else n_boot
     ctx = Context(dataset, None, loaded, seed=seed, reference=ref_name, n_boot=n_boot,
                   confidence=suite.confidence)
@@ -81,7 +89,6 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     # plan: which (condition, items) each check needs
     conditions: dict[str, Any] = {CLEAN: None}
     needed: dict[str, set[str]] = {CLEAN: set()}
-    plan_errors: dict[str, str] = {}
     for check, _ in suite.checks:
         try:
             for req in check.requests(ctx):
@@ -98,7 +105,8 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     try:
         store, item_errors, stats = execute(
             dataset, loaded, conditions, needed, seed=seed, cache=cache_obj, jobs=jobs,
-            progress=progress, fail_fast=fail_fast)
+            progress=progress, fail_fast=fail_fast,
+            clean_only={n for n, r in roles.items() if r == "feature"})
     finally:
         cache_obj.close()
     ctx.store = store
@@ -107,7 +115,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     # measure and judge
     tests: list[dict[str, Any]] = []
     targets_all = suite.targets
-    audited = [n for n in loaded if roles[n] != "reference" or n in models]
+    audited = [n for n in loaded if roles[n] in ("candidate", "baseline")]
     for check, targets in suite.checks:
         for name in audited:
             m = loaded[name]

@@ -85,6 +85,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             needed: dict[str, set[str]], *, seed: int = 0, cache: PredictionCache | None = None,
             jobs: int | None = None, progress: bool | None = None, fail_fast: bool = False,
             on_unit: Callable[[int, int], None] | None = None,
+            clean_only: set[str] | frozenset = frozenset(),
             ) -> tuple[PredictionStore, list[ItemError], Stats]:
     """Run the predictions.
 
@@ -97,6 +98,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         cache: prediction cache (memory-only if ``None``).
         jobs: decode/perturb worker threads (default: CPU count, at most 4).
         progress: show a progress bar (default: only on a terminal, never under CI).
+        clean_only: models (feature extractors) that only ever see clean audio.
     """
     t0 = time.perf_counter()
     cache = PredictionCache(None) if cache is None else cache
@@ -138,6 +140,8 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         for ck in sorted(by_item[item_id]):
             stochastic_cond = conditions[ck] is not None and conditions[ck].stochastic
             for name, model in models.items():
+                if name in clean_only and ck != CLEAN:
+                    continue
                 random_part = stochastic_cond or model.stochastic
                 keys[(name, ck, item_id)] = prediction_key(
                     model.fingerprint(), h, ck, model.sampling_rate,
