@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
                      "(default: $SERTEST_CACHE or ~/.cache/sertest)")
     run.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
     run.add_argument("--fail-fast", action="store_true", help="stop at the first item error")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="per-batch model timeout; a model that hangs is skipped and reported")
+    run.add_argument("--executor", choices=["local", "dask"], default="local",
+                     help="where predictions run (default: local threads)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (default with "
+                          "--executor dask: a local cluster of --jobs workers)")
     run.add_argument("--allow-outside-root", action="store_true",
                      help="allow manifest paths outside the manifest's folder")
     run.add_argument("--n-boot", type=int, default=None,
@@ -103,7 +110,8 @@ def _run(args) -> int:
                     baselines=not args.no_baselines, reference=args.reference,
                     labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
                     allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
-                    renderers=renderers)
+                    renderers=renderers, executor=args.executor, scheduler=args.scheduler,
+                    timeout=args.timeout)
     print(summary_text(results, verbose=args.verbose))
     print(f"\nwrote {os.path.join(args.out, 'results.json')}")
     return results.exit_code

@@ -31,7 +31,9 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
           reference: str | Model | None = None, labels: str | None = None,
           progress: bool | None = None, fail_fast: bool = False,
           allow_outside_root: bool = False, n_boot: int | None = None,
-          renderers: Sequence[str] = ("html", "junit", "markdown")) -> Results:
+          renderers: Sequence[str] = ("html", "junit", "markdown"),
+          executor: str = "local", scheduler: str | None = None,
+          timeout: float | None = None, profile: bool = False) -> Results:
     """Audit ``models`` on ``data`` with ``suite``.
 
     Args:
@@ -45,7 +47,14 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         baselines: add the random baselines beside the audited models.
         reference: a model whose clean predictions serve as truth (label-free mode).
         labels: output labels for ONNX models that do not declare them.
+        executor: ``local`` (threads) or ``dask``; ``scheduler``: Dask scheduler address
+            (``None`` with ``dask``: an in-process LocalCluster of ``jobs`` workers).
+        timeout: per-batch model timeout in seconds; a model that times out is skipped
+            for the rest of the audit and its items are reported.
+        profile: measure each audited model's peak RAM in a subprocess (timings.json).
     """
+    if executor not in ("local", "dask"):
+        raise UsageError(f"--executor {executor!r}: use local or dask")
     t_start = time.perf_counter()
     if not models:
         raise UsageError("no model given: pass at least one --model")
@@ -106,7 +115,8 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         store, item_errors, stats = execute(
             dataset, loaded, conditions, needed, seed=seed, cache=cache_obj, jobs=jobs,
             progress=progress, fail_fast=fail_fast,
-            clean_only={n for n, r in roles.items() if r == "feature"})
+            clean_only={n for n, r in roles.items() if r == "feature"}, timeout=timeout,
+            executor=executor, scheduler=scheduler)
     finally:
         cache_obj.close()
     ctx.store = store

@@ -85,7 +85,8 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             needed: dict[str, set[str]], *, seed: int = 0, cache: PredictionCache | None = None,
             jobs: int | None = None, progress: bool | None = None, fail_fast: bool = False,
             on_unit: Callable[[int, int], None] | None = None,
-            clean_only: set[str] | frozenset = frozenset(),
+            clean_only: set[str] | frozenset = frozenset(), timeout: float | None = None,
+            executor: str = "local", scheduler: str | None = None,
             ) -> tuple[PredictionStore, list[ItemError], Stats]:
     """Run the predictions.
 
@@ -99,6 +100,9 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         jobs: decode/perturb worker threads (default: CPU count, at most 4).
         progress: show a progress bar (default: only on a terminal, never under CI).
         clean_only: models (feature extractors) that only ever see clean audio.
+        timeout: per-batch model timeout in seconds (``None``: no limit).
+        executor: ``local`` (threads) or ``dask``; ``scheduler`` is the Dask scheduler
+            address (``None``: an in-process LocalCluster).
     """
     t0 = time.perf_counter()
     cache = PredictionCache(None) if cache is None else cache
@@ -161,60 +165,33 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             u.needs.setdefault(sr, {}).setdefault(ck, []).append(name)
     todo = [u for u in units if u.needs]
 
-    # 2. decode + perturb ahead in threads, infer in this thread
+    # 2. decode + perturb ahead in threads, infer in this thread (or everything on Dask)
     bar = _progress_bar(len(todo), progress)
     pending: dict[str, np.ndarray] = {}
     last_flush = time.perf_counter()
+    hung: set[str] = set()
 
-    def prepare(unit: Unit):
-        t = time.perf_counter()
-        try:
-            signal, sr_native = audio.read(unit.file, unit.start, unit.end)
-        except AudioError as exc:
-            return unit, exc, {}, time.perf_counter() - t, 0.0
-        t_dec = time.perf_counter() - t
-        signals: dict[int, dict[str, np.ndarray | Exception]] = {}
-        t = time.perf_counter()
-        for sr, conds in unit.needs.items():
-            x = audio.resample(signal, sr_native, sr)
-            signals[sr] = {}
-            for ck in conds:
-                cond = conditions[ck]
-                if cond is None:
-                    signals[sr][ck] = x
-                    continue
-                try:
-                    y = cond(x, sr, derive_rng(seed, unit.item_id, ck))
-                    signals[sr][ck] = audio.check_signal(y, f"{unit.item_id} under {cond.name}")
-                except Exception as exc:  # noqa: BLE001 - recorded per item and condition
-                    signals[sr][ck] = exc
-        return unit, None, signals, t_dec, time.perf_counter() - t
-
-    def consume(result) -> None:
+    def consume(outcome: "UnitOutcome") -> None:
         nonlocal last_flush
-        unit, decode_error, signals, t_dec, t_pert = result
-        stats.decode_seconds += t_dec
-        stats.perturb_seconds += t_pert
-        if decode_error is not None:
-            errors.append(ItemError(unit.item_id, unit.file, "decode", str(decode_error)))
+        stats.decode_seconds += outcome.decode_seconds
+        stats.perturb_seconds += outcome.perturb_seconds
+        if outcome.decoded:
+            stats.decoded_files += 1
+        for name, secs in outcome.model_seconds.items():
+            stats.model_seconds[name] = stats.model_seconds.get(name, 0.0) + secs
+        for name, secs in outcome.audio_seconds.items():
+            stats.audio_seconds[name] = stats.audio_seconds.get(name, 0.0) + secs
+        for err in outcome.errors:
+            errors.append(err)
             if fail_fast:
-                raise FailFast(f"item {unit.item_id!r}: {decode_error}")
-            return
-        stats.decoded_files += 1
-        for sr, conds in unit.needs.items():
-            for ck, sig in signals[sr].items():
-                if isinstance(sig, Exception):
-                    errors.append(ItemError(unit.item_id, unit.file, "perturb",
-                                            f"{type(sig).__name__}: {sig}", condition=ck))
-                    if fail_fast:
-                        raise FailFast(f"item {unit.item_id!r}, condition {ck}: {sig}")
-            for name, model in models.items():
-                if model.sampling_rate != sr:
-                    continue
-                ok = [ck for ck, names in conds.items()
-                      if name in names and not isinstance(signals[sr][ck], Exception)]
-                if ok:
-                    _infer(unit, name, model, ok, signals[sr])
+                raise FailFast(f"item {err.item_id!r}"
+                               + (f", condition {err.condition}" if err.condition else "")
+                               + (f", model {err.model}" if err.model else "") + f": {err.error}")
+        hung.update(outcome.hung)
+        for (name, ck), row in outcome.rows.items():
+            store.add(name, ck, outcome.item_id, row)
+            pending[keys[(name, ck, outcome.item_id)]] = row
+            stats.computed += 1
         if bar is not None:
             bar.update(1)
         if pending and (len(pending) >= 2000 or time.perf_counter() - last_flush > 2.0):
@@ -222,64 +199,34 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             pending.clear()
             last_flush = time.perf_counter()
 
-    def _infer(unit: Unit, name: str, model: Model, cks: list[str], signals) -> None:
-        sigs = [signals[ck] for ck in cks]
-        rngs = [derive_rng(seed, "model", name, unit.item_id, ck) for ck in cks] \
-            if model.stochastic else None
-        t = time.perf_counter()
-        try:
-            rows = model.predict(sigs, rngs)
-            failed = {}
-        except Exception:  # noqa: BLE001 - retry one by one to isolate the failing signal(s)
-            rows = np.full((len(sigs), len(model.outputs)), np.nan)
-            failed = {}
-            for j, s in enumerate(sigs):
-                try:
-                    rows[j] = model.predict([s], [rngs[j]] if rngs else None)[0]
-                except Exception as exc_j:  # noqa: BLE001
-                    failed[j] = f"{type(exc_j).__name__}: {exc_j}"
-        stats.model_seconds[name] = stats.model_seconds.get(name, 0.0) + time.perf_counter() - t
-        stats.audio_seconds[name] = stats.audio_seconds.get(name, 0.0) + sum(
-            len(s) for s in sigs) / model.sampling_rate
-        for j, ck in enumerate(cks):
-            if j in failed:
-                err = failed[j]
-            elif not np.all(np.isfinite(rows[j])):
-                err = f"model output is not finite: {np.round(rows[j], 4).tolist()}"
-            else:
-                err = None
-            if err is not None:
-                errors.append(ItemError(unit.item_id, unit.file, "model", err, condition=ck,
-                                        model=name))
-                if fail_fast:
-                    raise FailFast(f"item {unit.item_id!r}, model {name}: {err}")
-                continue
-            store.add(name, ck, unit.item_id, rows[j])
-            pending[keys[(name, ck, unit.item_id)]] = rows[j]
-            stats.computed += 1
-
     try:
-        if jobs <= 1:
+        if executor == "dask":
+            from .dask_executor import run_on_dask
+
+            for i, outcome in enumerate(run_on_dask(todo, models, conditions, seed, timeout,
+                                                    scheduler, n_workers=jobs)):
+                consume(outcome)
+                if on_unit:
+                    on_unit(i + 1, len(todo))
+        elif jobs <= 1:
             for i, unit in enumerate(todo):
-                consume(prepare(unit))
+                prepared = prepare_unit(unit, conditions, seed)
+                consume(infer_unit(prepared, models, seed, timeout, hung))
                 if on_unit:
                     on_unit(i + 1, len(todo))
         else:
             window = 2 * jobs + 2
             with ThreadPoolExecutor(jobs) as pool:
-                futures = []
                 it = iter(todo)
-                for unit in it:
-                    futures.append(pool.submit(prepare, unit))
-                    if len(futures) >= window:
-                        break
+                futures = [pool.submit(prepare_unit, u, conditions, seed)
+                           for _, u in zip(range(window), it)]
                 done = 0
                 while futures:
-                    result = futures.pop(0).result()
+                    prepared = futures.pop(0).result()
                     nxt = next(it, None)
                     if nxt is not None:
-                        futures.append(pool.submit(prepare, nxt))
-                    consume(result)
+                        futures.append(pool.submit(prepare_unit, nxt, conditions, seed))
+                    consume(infer_unit(prepared, models, seed, timeout, hung))
                     done += 1
                     if on_unit:
                         on_unit(done, len(todo))
@@ -291,6 +238,168 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     errors.sort(key=lambda e: (e.item_id, e.stage, e.condition or "", e.model or ""))
     stats.wall_seconds = time.perf_counter() - t0
     return store, errors, stats
+
+
+@dataclass
+class Prepared:
+    """A unit's decoded and perturbed signals (or the decode error)."""
+
+    unit: Unit
+    signals: dict[int, dict[str, Any]]  # rate -> condition key -> signal or exception
+    decode_error: Exception | None = None
+    decode_seconds: float = 0.0
+    perturb_seconds: float = 0.0
+
+
+@dataclass
+class UnitOutcome:
+    """Everything one unit produced; plain data, so it can travel back from a Dask worker."""
+
+    item_id: str
+    rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+    decoded: bool = False
+    decode_seconds: float = 0.0
+    perturb_seconds: float = 0.0
+    model_seconds: dict[str, float] = field(default_factory=dict)
+    audio_seconds: dict[str, float] = field(default_factory=dict)
+    hung: set[str] = field(default_factory=set)
+
+
+def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: int) -> Prepared:
+    """Decode the item once, resample once per rate, apply each needed condition."""
+    t = time.perf_counter()
+    try:
+        signal, sr_native = audio.read(unit.file, unit.start, unit.end)
+    except AudioError as exc:
+        return Prepared(unit, {}, exc, time.perf_counter() - t)
+    t_dec = time.perf_counter() - t
+    t = time.perf_counter()
+    signals: dict[int, dict[str, Any]] = {}
+    for sr, conds in unit.needs.items():
+        x = audio.resample(signal, sr_native, sr)
+        signals[sr] = {}
+        for ck in conds:
+            cond = conditions[ck]
+            if cond is None:
+                signals[sr][ck] = x
+                continue
+            try:
+                y = cond(x, sr, derive_rng(seed, unit.item_id, ck))
+                signals[sr][ck] = audio.check_signal(y, f"{unit.item_id} under {cond.name}")
+            except Exception as exc:  # noqa: BLE001 - recorded per item and condition
+                signals[sr][ck] = exc
+    return Prepared(unit, signals, None, t_dec, time.perf_counter() - t)
+
+
+def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
+               timeout: float | None = None, hung: set[str] | None = None) -> UnitOutcome:
+    """Run every model on the unit's signals: one call per model and equal-length group."""
+    unit = prepared.unit
+    out = UnitOutcome(unit.item_id, decode_seconds=prepared.decode_seconds,
+                      perturb_seconds=prepared.perturb_seconds)
+    if prepared.decode_error is not None:
+        out.errors.append(ItemError(unit.item_id, unit.file, "decode", str(prepared.decode_error)))
+        return out
+    out.decoded = True
+    hung = hung if hung is not None else set()
+    for sr, conds in unit.needs.items():
+        for ck, sig in prepared.signals[sr].items():
+            if isinstance(sig, Exception):
+                out.errors.append(ItemError(unit.item_id, unit.file, "perturb",
+                                            f"{type(sig).__name__}: {sig}", condition=ck))
+        for name, model in models.items():
+            if model.sampling_rate != sr:
+                continue
+            cks = [ck for ck, names in conds.items()
+                   if name in names and not isinstance(prepared.signals[sr][ck], Exception)]
+            if not cks:
+                continue
+            if name in hung:
+                for ck in cks:
+                    out.errors.append(ItemError(unit.item_id, unit.file, "model",
+                                                "skipped: the model timed out on an earlier batch",
+                                                condition=ck, model=name))
+                continue
+            _infer_model(out, unit, name, model, cks, prepared.signals[sr], seed, timeout)
+            if name in out.hung:
+                hung.add(name)
+    return out
+
+
+def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: list[str],
+                 signals: dict[str, Any], seed: int, timeout: float | None) -> None:
+    sigs = [signals[ck] for ck in cks]
+    rngs = [derive_rng(seed, "model", name, unit.item_id, ck) for ck in cks] \
+        if model.stochastic else None
+    t = time.perf_counter()
+    failed: dict[int, str] = {}
+    try:
+        rows = call_with_timeout(lambda: model.predict(sigs, rngs), timeout)
+    except ModelTimeout as exc:
+        rows = np.full((len(sigs), len(model.outputs)), np.nan)
+        failed = {j: str(exc) for j in range(len(sigs))}
+        out.hung.add(name)
+    except Exception:  # noqa: BLE001 - retry one by one to isolate the failing signal(s)
+        rows = np.full((len(sigs), len(model.outputs)), np.nan)
+        for j, s in enumerate(sigs):
+            try:
+                rows[j] = call_with_timeout(
+                    lambda s=s, j=j: model.predict([s], [rngs[j]] if rngs else None), timeout)[0]
+            except ModelTimeout as exc_j:
+                failed[j] = str(exc_j)
+                out.hung.add(name)
+                break
+            except Exception as exc_j:  # noqa: BLE001
+                failed[j] = f"{type(exc_j).__name__}: {exc_j}"
+        for j in range(len(sigs)):
+            if name in out.hung and j not in failed and np.isnan(rows[j]).all():
+                failed[j] = "skipped: the model timed out on this batch"
+    out.model_seconds[name] = out.model_seconds.get(name, 0.0) + time.perf_counter() - t
+    out.audio_seconds[name] = out.audio_seconds.get(name, 0.0) + sum(
+        len(s) for s in sigs) / model.sampling_rate
+    for j, ck in enumerate(cks):
+        if j in failed:
+            err = failed[j]
+        elif not np.all(np.isfinite(rows[j])):
+            err = f"model output is not finite: {np.round(rows[j], 4).tolist()}"
+        else:
+            out.rows[(name, ck)] = np.asarray(rows[j], dtype=np.float64)
+            continue
+        out.errors.append(ItemError(unit.item_id, unit.file, "model", err, condition=ck,
+                                    model=name))
+
+
+class ModelTimeout(SertestError):
+    """A model call that did not return within the per-batch timeout."""
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """Call ``fn``; raise :class:`ModelTimeout` if it has not returned after ``timeout`` s.
+
+    The call runs in a daemon thread, which is abandoned on timeout (a hung native call
+    cannot be interrupted); the engine then skips that model for the rest of the audit.
+    """
+    if not timeout:
+        return fn()
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="sertest-model-call")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ModelTimeout(f"model call did not return within {timeout:g} s (per-batch timeout)")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def _progress_bar(total: int, progress: bool | None):

@@ -37,23 +37,15 @@ class OnnxModel(Model):
                  labels: dict[str, list[str]] | None = None, sampling_rate: int = 16000,
                  threads: int | None = None, fmt: str = "onnx", size_path: str | None = None
                  ) -> None:
-        import onnxruntime as ort
-
         self.path = os.path.abspath(path)
         self.name = name or os.path.splitext(os.path.basename(path))[0]
         self.sampling_rate = int(sampling_rate)
         self._format = fmt
         self._size_path = size_path or path
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(self.path, sess_options=opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
-            raise ModelError(f"cannot load ONNX model {path}: {exc}") from exc
+        self._threads = threads
+        self._init_args = dict(path=path, name=name, labels=labels, sampling_rate=sampling_rate,
+                               threads=threads, fmt=fmt, size_path=size_path)
+        self.session = self._open_session()
         inputs = [i for i in self.session.get_inputs() if "float" in i.type]
         if len(inputs) != 1:
             raise ModelError(
@@ -85,6 +77,29 @@ class OnnxModel(Model):
         self.labels = _normalise_labels(labels, [o.name for o in self.session.get_outputs()], path)
         self._plan_outputs()
         self._meta = dict(meta)
+
+    def _open_session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        threads = self._threads or os.environ.get("SERTEST_THREADS")
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(self.path, sess_options=opts,
+                                        providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
+            raise ModelError(f"cannot load ONNX model {self.path}: {exc}") from exc
+
+    def __getstate__(self):
+        # sessions cannot be pickled: ship the arguments, re-open on the other side
+        return {"init_args": self._init_args, "labels": self.labels}
+
+    def __setstate__(self, state):
+        args = dict(state["init_args"], labels=state["labels"])
+        self.__init__(**args)
 
     def _plan_outputs(self) -> None:
         dims: list[tuple[str, int, str]] = []
