@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", help="stop at the first item error")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="per-batch model timeout; a model that hangs is skipped and reported")
+    run.add_argument("--no-profile", dest="profile", action="store_false",
+                     help="skip the efficiency profile (peak RAM, real-time factor per model)")
     run.add_argument("--executor", choices=["local", "dask"], default="local",
                      help="where predictions run (default: local threads)")
     run.add_argument("--scheduler", metavar="ADDRESS",
@@ -111,7 +113,7 @@ def _run(args) -> int:
                     labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
                     allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
                     renderers=renderers, executor=args.executor, scheduler=args.scheduler,
-                    timeout=args.timeout)
+                    timeout=args.timeout, profile=args.profile)
     print(summary_text(results, verbose=args.verbose))
     print(f"\nwrote {os.path.join(args.out, 'results.json')}")
     return results.exit_code

@@ -91,6 +91,10 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
                     _add(loaded, roles, feat, "feature")
         except Exception as exc:  # noqa: BLE001
             plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
+    from .signal_stats import SignalStats, warnings_from
+
+    stats_model = SignalStats(min(m.sampling_rate for m in loaded.values()))
+    _add(loaded, roles, stats_model, "feature")
     n_boot = suite.n_boot if n_boot is None else n_boot
     ctx = Context(dataset, None, loaded, seed=seed, reference=ref_name, n_boot=n_boot,
                   confidence=suite.confidence)
@@ -146,9 +150,10 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         "dataset": dataset.describe(),
         "reference": ref_name,
         "models": [{"name": n, "role": roles[n], "fingerprint": loaded[n].fingerprint(),
-                    "info": loaded[n].info().to_dict()} for n in loaded],
+                    "info": loaded[n].info().to_dict()} for n in loaded if roles[n] != "feature"],
         "tests": tests,
-        "items": {"total": len(dataset), "errors": [e.to_dict() for e in item_errors]},
+        "items": {"total": len(dataset), "errors": [e.to_dict() for e in item_errors],
+                  "warnings": warnings_from(store.frame(stats_model.name, None))},
     }
     doc["summary"] = summarise(doc)
     timings = {
@@ -166,6 +171,17 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "jobs": jobs, "python": platform.python_version(), "cpu_count": os.cpu_count(),
     }
+    if profile:
+        from ..efficiency import profile as profile_model
+
+        timings["efficiency"] = {}
+        for n in audited:
+            m = loaded[n]
+            info = m.info()
+            entry = {"parameters": info.parameters, "file_size": info.file_size}
+            if getattr(m, "spec", None):
+                entry.update(profile_model(m.spec, m.spec_options))
+            timings["efficiency"][n] = entry
     results = Results(doc, timings=timings)
     if out:
         results.write(out, renderers=renderers)

@@ -266,6 +266,7 @@ class UnitOutcome:
     hung: set[str] = field(default_factory=set)
 
 
+
 def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: int) -> Prepared:
     """Decode the item once, resample once per rate, apply each needed condition."""
     t = time.perf_counter()
@@ -363,11 +364,29 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
             err = failed[j]
         elif not np.all(np.isfinite(rows[j])):
             err = f"model output is not finite: {np.round(rows[j], 4).tolist()}"
+        elif (bad := _out_of_range(model, rows[j])) is not None:
+            err = bad
         else:
             out.rows[(name, ck)] = np.asarray(rows[j], dtype=np.float64)
             continue
         out.errors.append(ItemError(unit.item_id, unit.file, "model", err, condition=ck,
                                     model=name))
+
+
+def _out_of_range(model: Model, row: np.ndarray) -> str | None:
+    """An error message if a regression output lies far outside the declared range."""
+    if not model.output_range or not model.dimensions:
+        return None
+    from ..models.base import RANGE_TOLERANCE
+
+    lo, hi = model.output_range
+    dims = row[: len(model.dimensions)]
+    bad = (dims < lo - RANGE_TOLERANCE) | (dims > hi + RANGE_TOLERANCE)
+    if not bad.any():
+        return None
+    which = ", ".join(f"{d}={v:.4g}" for d, v, b in zip(model.dimensions, dims, bad) if b)
+    return (f"model output outside the declared range [{lo:g}, {hi:g}] "
+            f"(tolerance {RANGE_TOLERANCE:g}): {which}")
 
 
 class ModelTimeout(SertestError):

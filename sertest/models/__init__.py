@@ -107,6 +107,9 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     if name:
         options["name"] = name
     model = getattr(module, func_name)(target, **options)
+    # remembered so a subprocess (efficiency profile) can load the same model again
+    model.spec = spec
+    model.spec_options = {k: v for k, v in options.items() if isinstance(v, (str, int, float))}
     return model
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 DIMENSIONS = ("arousal", "dominance", "valence")
 EMOTION = "emotion"
+RANGE_TOLERANCE = 0.5
 CATEGORIES = ("anger", "happiness", "neutral", "sadness")
 
 
@@ -75,6 +76,9 @@ class Model:
     batchable: bool = True
     #: ``True`` for models whose output depends on the generator (random baselines).
     stochastic: bool = False
+    #: declared range of the regression dimensions; predictions further than
+    #: ``RANGE_TOLERANCE`` outside it are reported as item errors, never used silently.
+    output_range: tuple[float, float] | None = (0.0, 1.0)
 
     @property
     def outputs(self) -> tuple[str, ...]:
