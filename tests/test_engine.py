@@ -137,22 +137,3 @@ def test_dask_local_cluster_gives_identical_results(tiny_data, onnx_model, tmp_p
     dask = audit([onnx_model], str(tiny_data), "quick", cache=False, jobs=2, executor="dask")
     assert local.to_json() == dask.to_json()
     assert dask.timings["computed"] == local.timings["computed"] == 40 * 3
-
-
-def hanging_model(signals, sampling_rate):
-    """A callable model that hangs on long signals (planted defect for the timeout)."""
-    import time
-
-    if signals.shape[1] > 12000:
-        time.sleep(30)
-    return {"arousal": signals.std(axis=1) * 3}
-
-
-def test_hanging_model_times_out_per_batch(tiny_data, tmp_path):
-    pytest.importorskip("torch")  # the callable adapter lives with the torch extras' modules
-    res = audit(["callable:tests.test_engine:hanging_model"], str(tiny_data), "quick",
-                cache=False, timeout=2, jobs=1, baselines=False)
-    errs = res.doc["items"]["errors"]
-    assert errs and all(e["stage"] == "model" for e in errs)
-    assert any("within 2 s" in e["error"] for e in errs)
-    assert any("timed out on an earlier batch" in e["error"] for e in errs)

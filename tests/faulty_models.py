@@ -1,0 +1,66 @@
+"""Callable models with planted defects (used through the ``callable:`` adapter)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def _level(signals):
+    return np.minimum(np.sqrt(np.mean(np.square(signals, dtype=np.float64), axis=1)) * 3, 1.0)
+
+
+def good(signals, sampling_rate):
+    a = _level(signals)
+    return {"arousal": a, "dominance": 0.5 + 0 * a, "valence": 0.5 + 0 * a}
+
+
+def nan_on_short(signals, sampling_rate):
+    out = good(signals, sampling_rate)
+    if signals.shape[1] < 0.6 * sampling_rate:
+        out["arousal"] = np.full(len(signals), np.nan)
+    return out
+
+
+def inf_always(signals, sampling_rate):
+    out = good(signals, sampling_rate)
+    out["valence"] = np.full(len(signals), np.inf)
+    return out
+
+
+def raises_on_long(signals, sampling_rate):
+    if signals.shape[1] > 1.05 * sampling_rate:  # the adapter probes with 1 s at load time
+        raise RuntimeError("planted failure on long input")
+    return good(signals, sampling_rate)
+
+
+def wrong_width(signals, sampling_rate):
+    return np.zeros((len(signals), 2))
+
+
+wrong_width.labels = ["arousal", "dominance", "valence"]
+
+
+def wrong_count(signals, sampling_rate):
+    return np.zeros((len(signals) + 1, 3))
+
+
+wrong_count.labels = ["arousal", "dominance", "valence"]
+
+
+def out_of_range(signals, sampling_rate):
+    out = good(signals, sampling_rate)
+    out["dominance"] = out["dominance"] + 7.0
+    return out
+
+
+def slow(signals, sampling_rate):
+    time.sleep(0.15)
+    return good(signals, sampling_rate)
+
+
+def hangs(signals, sampling_rate):
+    if signals.shape[1] > 1.05 * sampling_rate:  # the adapter probes with 1 s at load time
+        time.sleep(60)
+    return good(signals, sampling_rate)
