@@ -11,6 +11,9 @@ Format::
         thresholds: {ccc: "> 0.5", mae: "< 0.1"}      # optional: override defaults
         params: {}                                    # optional: test parameters
         targets: [arousal]                            # optional
+        where: {recording: [null, headset]}           # optional: only items whose column
+                                                      # holds one of these values (null =
+                                                      # empty or no such column)
 
 Unknown keys are refused with their name; YAML is loaded with ``yaml.safe_load``.
 """
@@ -30,7 +33,7 @@ from .models.base import DIMENSIONS, EMOTION
 
 SUITE_DIR = os.path.join(os.path.dirname(__file__), "test_suites")
 _TOP_KEYS = {"name", "description", "targets", "bootstrap", "tests", "version"}
-_TEST_KEYS = {"test", "name", "thresholds", "params", "targets"}
+_TEST_KEYS = {"test", "name", "thresholds", "params", "targets", "where"}
 _BOOT_KEYS = {"n_boot", "confidence"}
 _TARGETS = set(DIMENSIONS) | {EMOTION}
 
@@ -133,11 +136,38 @@ def load_suite(suite: str | dict = "quick") -> Suite:
             if entry.get(key) is not None and not isinstance(entry[key], dict):
                 raise UsageError(f"{here}: {key!r} must be a mapping")
         check = reg[test_id](entry.get("params"), entry.get("thresholds"), name=name)
+        where = entry.get("where")
+        if where is not None:
+            if not isinstance(where, dict) or not all(
+                    isinstance(v, list) and all(x is None or isinstance(x, (str, int, float)) for x in v)
+                    for v in where.values()):
+                raise UsageError(f"{here}: 'where' maps a column to a list of allowed values, "
+                                 f"e.g. {{recording: [null, headset]}}")
+        check.where = where
         checks.append((check, _targets(entry.get("targets"), f"{here}: targets")))
     return Suite(name=str(doc.get("name") or os.path.splitext(os.path.basename(path))[0] or "suite"),
                  checks=checks, description=str(doc.get("description") or ""),
                  targets=targets, n_boot=n_boot, confidence=confidence, path=path,
                  sha256=digest, raw=doc)
+
+
+def select_items(dataset, where: dict | None) -> list[str]:
+    """Ids of the items whose columns hold one of the allowed values (``None`` = empty)."""
+    table = dataset.table
+    mask = None
+    for col, allowed in (where or {}).items():
+        values = table[col] if col in table.columns else None
+        keep_empty = any(v is None for v in allowed)
+        wanted = {str(v) for v in allowed if v is not None}
+        if values is None:
+            m = [keep_empty] * len(table)
+        else:
+            m = [(keep_empty if (v is None or (isinstance(v, float) and v != v) or v == "")
+                  else str(v) in wanted) for v in values]
+        mask = m if mask is None else [a and b for a, b in zip(mask, m)]
+    if mask is None:
+        return list(table.index)
+    return [i for i, k in zip(table.index, mask) if k]
 
 
 def _targets(value, where) -> tuple[str, ...] | None:

@@ -137,3 +137,15 @@ def test_dask_local_cluster_gives_identical_results(tiny_data, onnx_model, tmp_p
     dask = audit([onnx_model], str(tiny_data), "quick", cache=False, jobs=2, executor="dask")
     assert local.to_json() == dask.to_json()
     assert dask.timings["computed"] == local.timings["computed"] == 40 * 3
+
+
+def test_where_restricts_a_test_to_matching_items(tiny_data, tmp_path):
+    suite = {"name": "w", "bootstrap": {"n_boot": 0}, "tests": [
+        {"test": "correctness_regression", "where": {"speaker": ["s0", "s1"]}},
+        {"test": "correctness_regression", "name": "all-items"},
+        {"test": "correctness_regression", "name": "no-column", "where": {"recording": [None]}},
+        {"test": "correctness_regression", "name": "none", "where": {"recording": ["headset"]}}]}
+    res = audit(["random:gaussian"], str(tiny_data), suite, cache=False, baselines=False)
+    n = {t["test"]: t["measurements"][0]["n"] if t["measurements"] else 0
+         for t in res.tests if t["dimension"] == "arousal"}
+    assert n == {"correctness_regression": 16, "all-items": 40, "no-column": 40, "none": 0}

@@ -131,6 +131,8 @@ class Check:
         self.thresholds = {k: Threshold.parse(v, f"test {self.id!r}, metric {k!r}")
                            for k, v in merged.items() if v is not None}
         self.name = name or self.id
+        #: suite-level item filter (column -> allowed values), applied by the engine
+        self.where: dict | None = None
 
     # -- to override ------------------------------------------------------------
     def requests(self, ctx: "Context") -> list[Request]:

@@ -26,6 +26,9 @@ from ..models.base import DIMENSIONS
 
 NUMERIC_COLUMNS = ("start", "end") + DIMENSIONS
 RESERVED = ("file", "start", "end")
+#: columns that stay strings even when every value looks like a number (ids, groups)
+CATEGORICAL_COLUMNS = ("speaker", "sex", "language", "accent", "sentiment", "emotion", "pair",
+                       "recording", "text", "voice", "engine")
 
 
 @dataclass
@@ -235,6 +238,10 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
         if col in NUMERIC_COLUMNS or col == "file":
             continue
         df[col] = df[col].map(lambda v: v.strip() if isinstance(v, str) else v)
+        if col not in CATEGORICAL_COLUMNS and df[col].notna().any():
+            num = pd.to_numeric(df[col], errors="coerce")
+            if (num.notna() == df[col].notna()).all():
+                df[col] = num.astype(float)  # e.g. prosody parameters, F0, SNR
     if "emotion" in df.columns:
         df["emotion"] = df["emotion"].map(lambda v: v.lower() if isinstance(v, str) else v)
     if "sex" in df.columns:

@@ -84,9 +84,14 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         if wants_cls and not any(n.startswith("random-categorical") for n in loaded):
             _add(loaded, roles, load_model("random:categorical", sampling_rate=rates[0]),
                  "baseline")
+    from ..suite import select_items
+
+    subsets = {check.name: (dataset if not check.where else
+                            dataset.subset(select_items(dataset, check.where)))
+               for check, _ in suite.checks}
     for check, _ in suite.checks:
         try:
-            for feat in check.features(Context(dataset, None, loaded, seed=seed)):
+            for feat in check.features(Context(subsets[check.name], None, loaded, seed=seed)):
                 if feat.name not in loaded:
                     _add(loaded, roles, feat, "feature")
         except Exception as exc:  # noqa: BLE001
@@ -102,12 +107,17 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     # plan: which (condition, items) each check needs
     conditions: dict[str, Any] = {CLEAN: None}
     needed: dict[str, set[str]] = {CLEAN: set()}
+    def ctx_for(check) -> Context:
+        c = Context(subsets[check.name], ctx.store, loaded, seed=seed, reference=ref_name,
+                    n_boot=n_boot, confidence=suite.confidence, failed_ids=ctx.failed_ids)
+        return c
+
     for check, _ in suite.checks:
         try:
-            for req in check.requests(ctx):
+            for req in check.requests(ctx_for(check)):
                 ck = condition_key(req.condition)
                 conditions[ck] = req.condition
-                ids = dataset.ids if req.ids is None else list(req.ids)
+                ids = subsets[check.name].ids if req.ids is None else list(req.ids)
                 needed.setdefault(ck, set()).update(ids)
         except Exception as exc:  # noqa: BLE001 - a check that cannot plan is an error result
             plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
@@ -140,7 +150,8 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
                     continue
                 if not check.supports(target):
                     continue
-                tests.append(_run_check(check, ctx, name, target, plan_errors.get(check.name)))
+                tests.append(_run_check(check, ctx_for(check), name, target,
+                                        plan_errors.get(check.name)))
 
     doc = {
         "schema": SCHEMA,
