@@ -48,6 +48,10 @@ audit: $(VENV)/.core
 		|| [ $$? -eq 1 ]
 	@echo "results: $(AUDIT_OUT)/results.json"
 
+bench: $(VENV)/.dev
+	$(BIN)/pip install -q audinterface
+	$(BIN)/python benchmarks/bench.py --out benchmarks/results.json
+
 corpus: $(VENV)/.dev system-deps
 	$(BIN)/python scripts/make_corpus.py --out sertest/data/corpus
 

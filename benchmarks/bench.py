@@ -1,0 +1,240 @@
+"""Performance benchmarks of sertest, measured as ratios within one run on one machine.
+
+    .venv/bin/python benchmarks/bench.py [--model M] [--suite default] [--out benchmarks/results.json]
+
+(a) sertest audit, cold cache                  (b) irreducible work in a tight loop
+(c) per-file loop in the style of audEERING's harness (audinterface.Feature around
+    onnxruntime, one file at a time, the perturbation applied per file, clean predictions
+    recomputed per test)
+(d) warm re-run (everything cached)            (e) peak RSS at 1x and 10x the dataset
+(f) Dask LocalCluster with 2 workers against 1 (cluster started before timing)
+
+Targets: a/b <= 1.15; c/a >= 5; d/a <= 0.05; RSS(10x)/RSS(1x) <= 1.3; dask 1/2 >= 1.6.
+Wall-clock times on a shared machine are noisy; only the ratios of one run are claimed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+from sertest import audio  # noqa: E402
+from sertest.checks.base import Context  # noqa: E402
+from sertest.data import load_dataset  # noqa: E402
+from sertest.engine import audit  # noqa: E402
+from sertest.engine.store import condition_key  # noqa: E402
+from sertest.models import load_model  # noqa: E402
+from sertest.seeding import derive_rng  # noqa: E402
+from sertest.suite import load_suite, select_items  # noqa: E402
+
+
+def default_model() -> str:
+    path = os.path.join(REPO, "examples", "models", "wav2small.onnx")
+    return path if os.path.exists(path) else "random:gaussian"
+
+
+def plan(model_spec: str, data, suite_name: str):
+    """Per test: the (condition, ids) pairs it needs; plus the feature extractors."""
+    dataset = load_dataset(data)
+    suite = load_suite(suite_name)
+    model = load_model(model_spec)
+    per_test = []
+    features = {}
+    for check, _ in suite.checks:
+        sub = dataset if not check.where else dataset.subset(select_items(dataset, check.where))
+        ctx = Context(sub, None, {model.name: model}, seed=0)
+        reqs = [(r.condition, sub.ids if r.ids is None else list(r.ids)) for r in check.requests(ctx)]
+        per_test.append((check.name, reqs))
+        for f in check.features(ctx):
+            features[f.name] = f
+    return dataset, suite, model, per_test, list(features.values())
+
+
+def tight_loop(dataset, model, per_test, features) -> float:
+    """(b): each needed (item, condition) decoded, perturbed and predicted once, in one loop,
+    batching an item's equal-length signals as the engine does; no threads, cache or checks."""
+    needed: dict[str, dict[str, object]] = {}
+    for _, reqs in per_test:
+        for cond, ids in reqs:
+            for i in ids:
+                needed.setdefault(i, {})[condition_key(cond)] = cond
+    t = time.perf_counter()
+    for item_id, conds in needed.items():
+        row = dataset.table.loc[item_id]
+        try:
+            x, sr = audio.read(row["file"])
+        except Exception:  # noqa: BLE001
+            continue
+        x = audio.resample(x, sr, model.sampling_rate)
+        sigs = [x if c is None else c(x, model.sampling_rate, derive_rng(0, item_id, ck))
+                for ck, c in sorted(conds.items())]
+        rngs = [derive_rng(0, item_id, ck) for ck in sorted(conds)] if model.stochastic else None
+        model.predict(sigs, rngs)
+        for f in features:
+            f.predict([x])
+    return time.perf_counter() - t
+
+
+def per_file_loop(dataset, model, per_test, features) -> tuple[float, str]:
+    """(c): one file at a time, per test and condition, clean recomputed for every test."""
+    try:
+        import audinterface
+        style = "audinterface.Feature"
+    except ModuleNotFoundError:
+        audinterface = None
+        style = "plain per-file loop (audinterface not installed)"
+    t = time.perf_counter()
+    for _, reqs in per_test:
+        for cond, ids in reqs:
+            ck = condition_key(cond)
+
+            def process(signal, sampling_rate, cond=cond, ck=ck, file=None):
+                x = np.asarray(signal, dtype=np.float32).reshape(-1)
+                y = x if cond is None else cond(x, sampling_rate, derive_rng(0, file or "", ck))
+                rngs = [derive_rng(0, file or "", ck)] if model.stochastic else None
+                return model.predict([y], rngs)[0]
+
+            files = [dataset.table.loc[i, "file"] for i in ids]
+            if audinterface is not None:
+                feat = audinterface.Feature(
+                    list(model.outputs), process_func=process, sampling_rate=model.sampling_rate,
+                    resample=True, channels=0, mixdown=True)
+                for f in files:
+                    try:
+                        feat.process_file(f)
+                    except Exception:  # noqa: BLE001
+                        pass
+            else:
+                for f in files:
+                    try:
+                        x = audio.load(f, model.sampling_rate)
+                    except Exception:  # noqa: BLE001
+                        continue
+                    process(x, model.sampling_rate, file=f)
+    for f in features:
+        for i in dataset.ids:
+            try:
+                f.predict([audio.load(dataset.table.loc[i, "file"], f.sampling_rate)])
+            except Exception:  # noqa: BLE001
+                pass
+    return time.perf_counter() - t, style
+
+
+def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
+    t = time.perf_counter()
+    res = audit([model_spec], data, suite, cache=cache, baselines=False, renderers=(),
+                profile=False, progress=False, **kw)
+    return time.perf_counter() - t, res.timings
+
+
+def peak_rss_mb(model_spec, manifest, suite) -> float:
+    code = ("import sys, resource; sys.path.insert(0, %r)\n"
+            "from sertest.engine import audit\n"
+            "audit([%r], %r, %r, cache=False, baselines=False, renderers=(), profile=False, progress=False)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (REPO, model_spec, manifest, suite)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def replicate(dataset, times: int, folder: str) -> str:
+    rows = []
+    for k in range(times):
+        df = dataset.table.reset_index()
+        df["id"] = [f"{i}#{k}" for i in df["id"]]
+        rows.append(df)
+    path = os.path.join(folder, f"x{times}.csv")
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=default_model())
+    p.add_argument("--data", default=None, help="manifest (default: the bundled corpus)")
+    p.add_argument("--suite", default="default")
+    p.add_argument("--rss-suite", default="quick", help="suite for the 1x/10x memory runs")
+    p.add_argument("--dask-suite", default=None, help="suite for the Dask runs (default: --suite)")
+    p.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    p.add_argument("--skip", default="", help="comma list of parts to skip: c,e,f")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    tmp = tempfile.mkdtemp(prefix="sertest-bench-")
+    report: dict = {"model": args.model, "suite": args.suite, "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    try:
+        dataset, suite, model, per_test, features = plan(args.model, args.data, args.suite)
+        data = args.data or dataset.source
+        report["items"] = len(dataset)
+        report["predictions"] = sum(len(ids) for _, reqs in per_test for _, ids in reqs)
+        print(f"model {args.model} | suite {args.suite} | {len(dataset)} items", flush=True)
+
+        a, timings = timed_audit(args.model, data, args.suite, os.path.join(tmp, "cache-a"))
+        print(f"(a) sertest cold        {a:8.2f} s  ({timings['computed']} predictions computed)", flush=True)
+        b = tight_loop(dataset, model, per_test, features)
+        print(f"(b) tight loop          {b:8.2f} s", flush=True)
+        d, timings_d = timed_audit(args.model, data, args.suite, os.path.join(tmp, "cache-a"))
+        print(f"(d) sertest warm        {d:8.2f} s  ({timings_d['computed']} computed)", flush=True)
+        report.update(a_seconds=round(a, 3), b_seconds=round(b, 3), d_seconds=round(d, 3))
+        report["ratio_a_over_b"] = round(a / b, 3)
+        report["ratio_d_over_a"] = round(d / a, 4)
+        if "c" not in skip:
+            c, style = per_file_loop(dataset, model, per_test, features)
+            print(f"(c) per-file loop       {c:8.2f} s  [{style}]", flush=True)
+            report.update(c_seconds=round(c, 3), c_style=style, ratio_c_over_a=round(c / a, 3))
+        if "e" not in skip:
+            one = replicate(dataset, 1, tmp)
+            ten = replicate(dataset, 10, tmp)
+            r1 = peak_rss_mb(args.model, one, args.rss_suite)
+            r10 = peak_rss_mb(args.model, ten, args.rss_suite)
+            print(f"(e) peak RSS 1x / 10x   {r1:8.1f} / {r10:.1f} MB ({args.rss_suite} suite)", flush=True)
+            report.update(rss_1x_mb=round(r1, 1), rss_10x_mb=round(r10, 1),
+                          ratio_rss_10x_over_1x=round(r10 / r1, 3), rss_suite=args.rss_suite)
+        if "f" not in skip:
+            from distributed import LocalCluster
+
+            dsuite = args.dask_suite or args.suite
+            times = {}
+            for n in (1, 2):
+                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                  dashboard_address=None,
+                                  env={"SERTEST_THREADS": "1", "OMP_NUM_THREADS": "1"}) as cluster:
+                    times[n], _ = timed_audit(args.model, data, dsuite, os.path.join(tmp, f"cache-f{n}"),
+                                              executor="dask", scheduler=cluster.scheduler_address)
+                print(f"(f) dask {n} worker(s)     {times[n]:8.2f} s", flush=True)
+            report.update(dask_1_seconds=round(times[1], 3), dask_2_seconds=round(times[2], 3),
+                          ratio_dask_1_over_2=round(times[1] / times[2], 3), dask_suite=dsuite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    targets = {"ratio_a_over_b": ("<=", 1.15), "ratio_c_over_a": (">=", 5),
+               "ratio_d_over_a": ("<=", 0.05), "ratio_rss_10x_over_1x": ("<=", 1.3),
+               "ratio_dask_1_over_2": (">=", 1.6)}
+    report["targets"] = {}
+    print("\nratio                     value   target   met")
+    for key, (op, lim) in targets.items():
+        if key not in report:
+            continue
+        v = report[key]
+        ok = v <= lim if op == "<=" else v >= lim
+        report["targets"][key] = {"value": v, "target": f"{op} {lim}", "met": ok}
+        print(f"{key:<24} {v:7.3f}   {op} {lim:<5} {'yes' if ok else 'NO'}")
+    with open(args.out, "w") as fh:
+        json.dump(report, fh, indent=1)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
