@@ -113,6 +113,9 @@ class Check:
     kinds: ClassVar[tuple[str, ...]] = ("regression", "classification")
     metrics: ClassVar[dict[str, str]] = {}
     defaults: ClassVar[dict[str, Any]] = {}
+    #: False for checks that need no label of the judged target (e.g. consistency reads
+    #: only the categorical ``emotion`` column while judging arousal)
+    requires_truth: ClassVar[bool] = True
 
     def __init__(self, params: dict[str, Any] | None = None,
                  thresholds: dict[str, Any] | None = None, name: str | None = None) -> None:

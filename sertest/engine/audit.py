@@ -216,7 +216,8 @@ def _run_check(check, ctx: Context, model: str, target: str, plan_error: str | N
     if plan_error:
         entry.update(verdict=ERROR, error=plan_error, measurements=[])
         return entry
-    if not ctx.has_truth(target) and check.topic == "correctness" and ctx.reference is None:
+    if (check.requires_truth and not ctx.has_truth(target) and check.topic == "correctness"
+            and ctx.reference is None):
         entry.update(verdict=SKIPPED, reason=f"the data has no {target!r} labels; "
                      "give --reference MODEL for label-free correctness", measurements=[])
         return entry
