@@ -46,8 +46,12 @@ def read_audformat(folder: str, table: str | None = None) -> tuple[pd.DataFrame,
         except Exception:  # noqa: BLE001 - tables with other indices are skipped
             continue
     flat = pd.concat(frames, axis=1)
+    scheme_of = {}
+    for name in names:
+        for cname, column in db[name].columns.items():
+            scheme_of.setdefault(cname, column.scheme_id)
     for col in list(flat.columns):
-        scheme_id = db[table].columns[col].scheme_id if col in db[table].columns else None
+        scheme_id = scheme_of.get(col)
         if scheme_id and scheme_id in db.schemes:
             labels = db.schemes[scheme_id].labels
             if isinstance(labels, str) and labels in db.misc_tables:
@@ -55,7 +59,7 @@ def read_audformat(folder: str, table: str | None = None) -> tuple[pd.DataFrame,
                 for mcol in misc.columns:
                     target = "sex" if mcol == "gender" else mcol
                     if target not in flat.columns:
-                        flat[target] = flat[col].map(misc[mcol])
+                        flat[target] = flat[col].map(misc[mcol]).astype(object)
     if "gender" in flat.columns and "sex" not in flat.columns:
         flat = flat.rename(columns={"gender": "sex"})
     flat = flat.reset_index()

@@ -64,6 +64,11 @@ class Perturbation:
             )
         merged = {**self.defaults, **params}
         self.params: dict[str, Any] = {k: _plain(v) for k, v in merged.items()}
+        # a list-valued parameter is drawn from the generator on each call, so the
+        # perturbation is stochastic (and the seed enters the cache key) whatever the class says
+        self.stochastic = type(self).stochastic or any(
+            isinstance(v, list) and k not in getattr(self, "list_params", ())
+            for k, v in self.params.items())
         self.validate()
 
     # -- to override -------------------------------------------------------------
