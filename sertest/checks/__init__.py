@@ -6,7 +6,7 @@ import importlib
 
 from .base import Check, Context, Measurement, Outcome, Request, register, registry
 
-_BUILTIN_MODULES = ("correctness", "fairness", "robustness")
+_BUILTIN_MODULES = ("correctness", "fairness", "robustness", "dose")
 _loaded = False
 
 

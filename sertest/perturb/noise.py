@@ -291,11 +291,22 @@ class CoughLike(AdditiveNoise):
     """
 
     name = "cough_like"
-    description = "one synthetic cough-like burst at a random position, snr_db (dB, track RMS)"
-    defaults = {"snr_db": 10.0}
+    description = ("one synthetic cough- or sneeze-like event (kind) at a random position, "
+                   "snr_db (dB, track RMS)")
+    defaults = {"snr_db": 10.0, "kind": "cough"}
+
+    def validate(self) -> None:
+        super().validate()
+        if self.params["kind"] not in ("cough", "sneeze"):
+            from ..errors import UsageError
+
+            raise UsageError(f"cough_like: kind must be 'cough' or 'sneeze', "
+                             f"got {self.params['kind']!r}")
 
     def make_noise(self, signal, sampling_rate, rng, params):
         n, sr = signal.shape[0], sampling_rate
+        if params.get("kind") == "sneeze":
+            return self._sneeze(n, sr, rng)
         parts = []
         for i in range(int(rng.integers(1, 4))):
             if i:
@@ -310,11 +321,28 @@ class CoughLike(AdditiveNoise):
             burst *= np.minimum(t / 0.005, 1.0) * np.exp(-t / (length / sr / 3))
             burst *= rng.uniform(0.5, 1.0) if i else 1.0
             parts.append(burst)
-        event = np.concatenate(parts)[:n]
+        return self._place(np.concatenate(parts), n, rng)
+
+    @staticmethod
+    def _place(event, n, rng):
+        event = event[:n]
         start = int(rng.integers(0, n - event.size + 1))
         track = np.zeros(n)
         track[start:start + event.size] = event
         return track
+
+    def _sneeze(self, n, sr, rng):
+        """A sneeze: a quiet rising inhalation (0.2-0.4 s, band 300-1500 Hz) followed by
+        one sharp, bright burst (0.1-0.2 s, high-passed at 1 kHz, 2 ms attack, fast decay)."""
+        inhale_len = max(8, int(rng.uniform(0.2, 0.4) * sr))
+        inhale = _butter(rng.standard_normal(inhale_len), 2,
+                         [300.0, min(1500.0, 0.45 * sr)], "bandpass", sr)
+        inhale *= 0.15 * np.linspace(0.0, 1.0, inhale_len) ** 2
+        burst_len = max(8, int(rng.uniform(0.1, 0.2) * sr))
+        burst = _butter(rng.standard_normal(burst_len), 2, min(1000.0, 0.4 * sr), "highpass", sr)
+        t = np.arange(burst_len) / sr
+        burst *= np.minimum(t / 0.002, 1.0) * np.exp(-t / (burst_len / sr / 5))
+        return self._place(np.concatenate([inhale, burst]), n, rng)
 
 
 # -- audio banks (babble, noise files) ----------------------------------------------------------

@@ -1,0 +1,884 @@
+"""Robustness: do predictions stay put when the audio changes in ways that should not matter?
+
+Every test compares the predictions for the same items under two renditions: a *baseline*
+(clean audio, a reference room, or the headset recording) and a *condition* (a perturbation,
+another room, another microphone).  Per condition it measures (ser-tests catalogue §2):
+
+* ``ccc_change`` (dimensions) / ``uar_change`` (emotion) -- **change in metric**:
+  ``metric(truth, y_condition) - metric(truth, y_baseline)`` on the same items; negative =
+  worse.  Needs truth (labels, or the ``--reference`` model's clean predictions in
+  label-free mode).  CI: paired bootstrap (the same resampled items for both terms).
+* ``unchanged`` -- **fraction unchanged**: share of items with ``|y_condition - y_baseline|
+  < tolerance`` (0.05) on values rounded to ``decimals`` (2), like ser-tests' prediction
+  cache; for emotion the share of identical labels.  Needs no truth.  CI: the wider of the
+  (cluster) bootstrap and the Wilson score interval, since the bootstrap collapses to a
+  point when every item is unchanged.
+* ``fidelity`` -- **distillation fidelity** (label-free mode only): agreement of the
+  audited model with the reference model, both on the condition's audio (CCC for
+  dimensions, label agreement for emotion).  No threshold by default (shown as info).
+
+All CIs are bootstrap intervals clustered by ``speaker`` when the data has that column.
+Each test yields one measurement per metric and condition (``group`` = condition label).
+Plot data: a 2-D histogram of (condition - baseline) against baseline, overlaid histograms,
+fraction unchanged per condition, a baseline -> condition confusion matrix for emotion, and
+the items that changed most (``plots["worst"]``) for a listenable gallery.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from ..errors import UsageError
+from ..models.base import EMOTION
+from ..perturb import from_spec
+from ..perturb.base import Perturbation
+from .base import Check, Context, Measurement, Outcome, Request, register
+
+#: Bin edges of the plot data: baseline prediction (x) and its change (y) for the 2-D
+#: histogram, and predictions for the overlaid histograms.  Values outside are counted in
+#: the outermost bins.
+CLEAN_EDGES = np.round(np.linspace(0.0, 1.0, 21), 4)
+DELTA_EDGES = np.round(np.linspace(-0.3, 0.3, 25), 4)
+VALUE_EDGES = np.round(np.linspace(0.0, 1.0, 41), 4)
+
+COMMON_DEFAULTS: dict[str, Any] = {
+    "max_items": None,   # audit at most this many items (a seeded subset shared by all tests)
+    "tolerance": 0.05,   # |change| below this counts as unchanged (prediction units)
+    "decimals": 2,       # round predictions to this many decimals first (None: no rounding)
+    "n_worst": 3,        # items with the largest change listed per condition
+}
+
+
+# -- conditions --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Condition:
+    """One labelled rendition: a perturbation (``None`` = clean audio) and its baseline.
+
+    ``suffix`` is appended to the metric ids (``unchanged`` + ``_room``) for tests that
+    judge two families of conditions separately.
+    """
+
+    label: str
+    perturbation: Perturbation | None
+    baseline: Perturbation | None = None
+    suffix: str = ""
+
+    def spec(self) -> dict[str, Any] | None:
+        return None if self.perturbation is None else self.perturbation.spec()
+
+
+def auto_label(p: Perturbation) -> str:
+    """``name`` or ``name(param=value, ...)`` listing the parameters that differ from defaults."""
+    changed = [f"{k}={v}" for k, v in p.params.items() if v != type(p).defaults.get(k)]
+    return f"{p.name}({', '.join(changed)})" if changed else p.name
+
+
+def parse_conditions(value: Any, where: str, make: Callable[[Any], Perturbation] = from_spec
+                     ) -> list[tuple[str, Perturbation]]:
+    """Labelled perturbations from a suite parameter.
+
+    ``value`` is a mapping ``label -> spec`` or a list of specs (labels made by
+    :func:`auto_label`); a spec is a perturbation name or ``{"name": ..., **params}``, turned
+    into a perturbation by ``make``.
+
+    Raises:
+        UsageError: naming ``where`` for a bad spec, an empty list or a repeated label.
+    """
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(None, v) for v in value]
+    else:
+        raise UsageError(f"{where}: expected a list or a mapping of perturbation specs, "
+                         f"got {value!r}")
+    if not items:
+        raise UsageError(f"{where}: give at least one condition")
+    out: list[tuple[str, Perturbation]] = []
+    for label, spec in items:
+        if not isinstance(spec, (str, dict)):
+            raise UsageError(f"{where}: {spec!r} is not a perturbation name or spec mapping")
+        try:
+            p = make(spec)
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from exc
+        label = label or (spec if isinstance(spec, str) else auto_label(p))
+        if label in [lab for lab, _ in out]:
+            raise UsageError(f"{where}: condition label {label!r} used twice")
+        out.append((label, p))
+    return out
+
+
+def check_common_params(check: Check) -> None:
+    """Validate the parameters shared by every robustness test (:data:`COMMON_DEFAULTS`)."""
+    p, where = check.params, f"test {check.name!r}"
+    if p["max_items"] is not None and (not _is_int(p["max_items"]) or p["max_items"] < 3):
+        raise UsageError(f"{where}: parameter max_items={p['max_items']!r} must be null or an "
+                         "integer >= 3")
+    if not _is_num(p["tolerance"]) or not p["tolerance"] > 0:
+        raise UsageError(f"{where}: parameter tolerance={p['tolerance']!r} must be a positive "
+                         "number (prediction units)")
+    if p["decimals"] is not None and (not _is_int(p["decimals"]) or not 0 <= p["decimals"] <= 10):
+        raise UsageError(f"{where}: parameter decimals={p['decimals']!r} must be null or an "
+                         "integer 0..10")
+    if not _is_int(p["n_worst"]) or p["n_worst"] < 0:
+        raise UsageError(f"{where}: parameter n_worst={p['n_worst']!r} must be an integer >= 0")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def item_ids(ctx: Context, max_items: int | None) -> list[str] | None:
+    """All items (``None``) or a seeded subset of ``max_items``; the same subset for every
+    test with the same ``max_items`` (so their clean predictions are shared)."""
+    if max_items is None or len(ctx.dataset) <= max_items:
+        return None
+    ids = sorted(ctx.dataset.ids)
+    pick = ctx.rng("robustness-items", int(max_items)).choice(len(ids), size=int(max_items),
+                                                               replace=False)
+    return [ids[i] for i in sorted(pick)]
+
+
+def clusters(ctx: Context, ids) -> np.ndarray | None:
+    """Speaker per item for the cluster bootstrap (``None`` without a speaker column)."""
+    if ctx.dataset.has("speaker"):
+        return ctx.table.loc[list(ids), "speaker"].astype(str).to_numpy()
+    return None
+
+
+# -- statistics ----------------------------------------------------------------------------------
+def difference_ci(metric: Callable[..., float], truth, base, other, *, n_boot: int,
+                  confidence: float, rng: np.random.Generator, groups=None,
+                  max_nan_fraction: float = 0.1) -> tuple[float, float]:
+    """Paired bootstrap CI of ``metric(truth, other) - metric(truth, base)``.
+
+    Every resample draws the same items (or speakers, with ``groups``) for both terms, as
+    :func:`sertest.metrics.bootstrap_ci` does; metrics it can evaluate as weighted
+    statistics (CCC, UAR, ...) are computed for all resamples at once.
+    """
+    vec = getattr(metrics, "_vectorised", None)
+    try:
+        f_other = vec(metric, (truth, other)) if vec else None
+        f_base = vec(metric, (truth, base)) if vec else None
+    except (TypeError, ValueError):
+        f_other = f_base = None
+    if f_other is None or f_base is None:
+        return metrics.bootstrap_ci(lambda t, b, o: metric(t, o) - metric(t, b), truth, base,
+                                    other, n_boot=n_boot, confidence=confidence, rng=rng,
+                                    groups=groups, max_nan_fraction=max_nan_fraction)
+    n = len(truth)
+    if groups is None:
+        cluster_of_item, n_units = None, n
+    else:
+        cluster_of_item, uniques = pd.factorize(pd.Series(np.asarray(groups, dtype=object)))
+        n_units = len(uniques)
+    rows_per_chunk = max(1, min(n_boot, 2_000_000 // max(n, n_units)))
+    values = np.empty(n_boot)
+    for start in range(0, n_boot, rows_per_chunk):
+        rows = min(rows_per_chunk, n_boot - start)
+        draws = rng.integers(0, n_units, size=(rows, n_units))
+        flat = (draws + (np.arange(rows) * n_units)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=rows * n_units).reshape(rows, n_units)
+        w = (counts if cluster_of_item is None else counts[:, cluster_of_item]).astype(np.float64)
+        values[start:start + rows] = f_other(w) - f_base(w)
+    valid = values[~np.isnan(values)]
+    if valid.size == 0 or (n_boot - valid.size) > max_nan_fraction * n_boot:
+        return math.nan, math.nan
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(valid, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
+def _ci(ctx: Context, key: str, fn) -> tuple[float, float] | None:
+    if ctx.n_boot <= 0:
+        return None
+    lo, hi = fn(ctx.rng("bootstrap", key))
+    return None if math.isnan(lo) or math.isnan(hi) else (float(lo), float(hi))
+
+
+def wilson_interval(fraction: float, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``fraction`` observed on ``n`` items.
+
+    Used beside the bootstrap for fractions unchanged: a percentile bootstrap collapses to
+    (1, 1) when every item is unchanged, which would claim certainty from any sample size;
+    the reported interval is the wider of the two.
+    """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    denom = 1.0 + z * z / n
+    centre = (fraction + z * z / (2 * n)) / denom
+    half = z * math.sqrt(fraction * (1 - fraction) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def unchanged_mask(base: np.ndarray, other: np.ndarray, tolerance: float,
+                   decimals: int | None) -> np.ndarray:
+    """``|other - base| < tolerance`` after rounding both to ``decimals`` (exact decimals:
+    a change of exactly ``tolerance`` counts as changed)."""
+    if decimals is None:
+        return np.abs(other - base) < tolerance
+    delta = np.round(np.round(other, decimals) - np.round(base, decimals), decimals)
+    return np.abs(delta) < tolerance
+
+
+def wanted_metrics(check: Check, target: str, suffix: str = "") -> dict[str, str]:
+    """Which measurements a test takes: ``{"change"|"unchanged"|"fidelity": metric id}``."""
+    change = "uar_change" if target == EMOTION else "ccc_change"
+    out = {"change": change + suffix, "unchanged": "unchanged" + suffix, "fidelity": "fidelity"}
+    return {k: v for k, v in out.items() if v in check.metrics}
+
+
+@dataclass
+class PairResult:
+    """Measurements comparing a baseline with a condition, plus what plots need."""
+
+    measurements: list[Measurement] = field(default_factory=list)
+    delta: pd.Series | None = None      # condition - baseline (regression) or 1.0 = changed
+    base: pd.Series | None = None
+    other: pd.Series | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Series,
+                   other: pd.Series, want: dict[str, str], *, truth: pd.Series | None,
+                   groups: pd.Series | None, reference_other: pd.Series | None,
+                   tolerance: float, decimals: int | None, classes=None) -> PairResult:
+    """Measure baseline vs condition predictions indexed alike (item or pair ids).
+
+    Args:
+        key: seeds the bootstrap (unique per test, model, target and condition).
+        group: the condition label written into every measurement.
+        want: metric ids to measure (see :func:`wanted_metrics`).
+        truth: labels for the change metric (``None``: not measured).
+        groups: cluster id per index entry (speaker) or ``None``.
+        reference_other: the reference model's predictions under the condition (fidelity).
+        classes: the audited model's classes (emotion truth outside them is left out).
+    """
+    res = PairResult()
+    common = base.index.intersection(other.index, sort=False)
+    base, other = base.loc[common], other.loc[common]
+    res.base, res.other = base, other
+    emotion = target == EMOTION
+    cl = None if groups is None else groups.reindex(common).astype(str).to_numpy()
+    n = len(common)
+    if "change" in want and truth is not None:
+        t = truth.dropna()
+        if emotion and classes is not None:
+            t = t[t.isin(list(classes))]
+        idx = common.intersection(t.index, sort=False)
+        if len(idx) < 3:
+            res.measurements.append(Measurement(want["change"], math.nan, group=group,
+                                                n=len(idx)))
+            res.notes.append(f"{group}: only {len(idx)} items with truth and both predictions")
+        else:
+            metric = metrics.uar if emotion else metrics.ccc
+            conv = (lambda s: s.loc[idx].to_numpy(object)) if emotion else \
+                (lambda s: s.loc[idx].to_numpy(float))
+            tt, bb, oo = conv(t), conv(base), conv(other)
+            value = float(metric(tt, oo) - metric(tt, bb))
+            g = None if groups is None else groups.reindex(idx).astype(str).to_numpy()
+            ci = _ci(ctx, f"{key}/change", lambda rng: difference_ci(
+                metric, tt, bb, oo, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng,
+                groups=g)) if math.isfinite(value) else None
+            res.measurements.append(Measurement(want["change"], value, group=group, ci=ci,
+                                                n=len(idx)))
+    if "unchanged" in want:
+        if n == 0:
+            res.measurements.append(Measurement(want["unchanged"], math.nan, group=group, n=0))
+            res.notes.append(f"{group}: no predictions to compare (see item errors)")
+        else:
+            if emotion:
+                a, b = base.to_numpy(object), other.to_numpy(object)
+                value = metrics.label_agreement(a, b)
+            else:
+                mask = unchanged_mask(base.to_numpy(float), other.to_numpy(float), tolerance,
+                                      decimals)
+                a, b = mask.astype(np.int64), np.ones(n, dtype=np.int64)
+                value = float(mask.mean())
+            ci = _ci(ctx, f"{key}/unchanged", lambda rng: metrics.bootstrap_ci(
+                metrics.accuracy, a, b, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng,
+                groups=cl)) if n >= 3 else None
+            if ci is not None:  # the bootstrap collapses at 0 and 1: widen by Wilson's
+                w_lo, w_hi = wilson_interval(value, n, ctx.confidence)
+                ci = (min(ci[0], w_lo), max(ci[1], w_hi))
+            res.measurements.append(Measurement(want["unchanged"], value, group=group, ci=ci,
+                                                n=n))
+    if "fidelity" in want and reference_other is not None:
+        idx = common.intersection(reference_other.index, sort=False)
+        if len(idx) >= 3:
+            if emotion:
+                r, m = reference_other.loc[idx].to_numpy(object), other.loc[idx].to_numpy(object)
+                fn = metrics.accuracy
+            else:
+                r, m = reference_other.loc[idx].to_numpy(float), other.loc[idx].to_numpy(float)
+                fn = metrics.ccc
+            value = float(fn(r, m))
+            g = None if groups is None else groups.reindex(idx).astype(str).to_numpy()
+            ci = _ci(ctx, f"{key}/fidelity", lambda rng: metrics.bootstrap_ci(
+                fn, r, m, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng, groups=g)) \
+                if math.isfinite(value) else None
+            res.measurements.append(Measurement(
+                want["fidelity"], value, group=group, ci=ci, n=len(idx),
+                extra={"measure": "label agreement" if emotion else "ccc",
+                       "reference": ctx.reference}))
+    if n:
+        if emotion:
+            res.delta = (base != other).astype(float)
+        else:
+            res.delta = other.astype(float) - base.astype(float)
+    return res
+
+
+# -- plot data ------------------------------------------------------------------------------
+def plain(x: Any) -> Any:
+    """Plot data as strict JSON: numpy scalars -> Python, NaN/inf -> ``None``, tuples -> lists."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray, pd.Series)):
+        return [plain(v) for v in list(x)]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def _hist(values: np.ndarray, edges: np.ndarray) -> list[int]:
+    clipped = np.clip(values, edges[0], edges[-1])
+    return np.histogram(clipped, bins=edges)[0].astype(int).tolist()
+
+
+def plot_data(res: PairResult, target: str, classes) -> dict[str, Any]:
+    """Histograms (dimensions) or a baseline -> condition confusion matrix (emotion).
+
+    ``hist2d[i][j]`` counts items whose baseline prediction falls in bin ``i`` of
+    ``edges.baseline`` and whose change falls in bin ``j`` of ``edges.delta``; ``hist``
+    counts baseline and condition predictions on ``edges.value``.
+    """
+    if res.base is None or len(res.base) == 0:
+        return {}
+    if target == EMOTION:
+        labels = list(classes) if classes else sorted(set(res.base) | set(res.other))
+        cm = metrics.confusion_matrix(res.base.to_numpy(object), res.other.to_numpy(object),
+                                      labels=labels)
+        return {"confusion": {"labels": labels, "matrix": cm.astype(int).tolist()}}
+    b, o = res.base.to_numpy(float), res.other.to_numpy(float)
+    x = np.clip(b, CLEAN_EDGES[0], CLEAN_EDGES[-1])
+    d = np.clip(o - b, DELTA_EDGES[0], DELTA_EDGES[-1])
+    h2, _, _ = np.histogram2d(x, d, bins=[CLEAN_EDGES, DELTA_EDGES])
+    return {"hist2d": h2.astype(int).tolist(),
+            "hist": {"baseline": _hist(b, VALUE_EDGES), "condition": _hist(o, VALUE_EDGES)}}
+
+
+def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bool,
+                ids: dict[Any, str] | None = None, scores: tuple | None = None) -> list[dict]:
+    """The ``n_worst`` items that changed most (regression: largest |change|; emotion:
+    changed labels, by the drop of the baseline class's score when scores are given)."""
+    if n_worst <= 0 or res.delta is None or len(res.delta) == 0:
+        return []
+    delta = res.delta
+    if emotion:
+        changed = delta[delta > 0].index
+        if not len(changed):
+            return []
+        drop = pd.Series(1.0, index=changed)
+        if scores is not None:
+            s_base, s_other = scores
+            for i in changed:
+                c = res.base.loc[i]
+                if i in s_base.index and i in s_other.index and c in s_base.columns:
+                    drop.loc[i] = float(s_base.loc[i, c] - s_other.loc[i, c])
+        order = sorted(changed, key=lambda i: (-drop.loc[i], str(i)))[:n_worst]
+        rows = [{"delta": round(float(drop.loc[i]), 4), "baseline_label": res.base.loc[i],
+                 "condition_label": res.other.loc[i], "key": i} for i in order]
+    else:
+        mag = delta.abs()
+        order = sorted(mag.index, key=lambda i: (-mag.loc[i], str(i)))[:n_worst]
+        rows = [{"delta": round(float(delta.loc[i]), 4),
+                 "baseline_value": round(float(res.base.loc[i]), 4),
+                 "condition_value": round(float(res.other.loc[i]), 4), "key": i} for i in order]
+    out = []
+    for r in rows:
+        k = r.pop("key")
+        entry = {"id": ids[k] if ids else k, "condition": condition.spec(),
+                 "label": condition.label}
+        if condition.baseline is not None:
+            entry["baseline"] = condition.baseline.spec()
+        if ids:
+            entry["pair"] = k
+        entry.update(r)
+        out.append(entry)
+    return out
+
+
+# -- the perturbation tests ------------------------------------------------------------------
+class PerturbationCheck(Check):
+    """Base of the tests that compare each item under a baseline and under conditions.
+
+    Subclasses implement :meth:`build_conditions` (called at construction, so a bad
+    parameter fails when the suite is loaded).
+    """
+
+    topic = "robustness"
+    kinds = ("regression", "classification")
+
+    def __init__(self, params=None, thresholds=None, name=None) -> None:
+        super().__init__(params, thresholds, name)
+        check_common_params(self)
+        self.conditions: list[Condition] = self.build_conditions()
+
+    def build_conditions(self) -> list[Condition]:
+        raise NotImplementedError
+
+    def requests(self, ctx: Context) -> list[Request]:
+        ids = item_ids(ctx, self.params["max_items"])
+        seen: dict[str, Perturbation | None] = {"clean": None}
+        for c in self.conditions:
+            for p in (c.baseline, c.perturbation):
+                if p is not None:
+                    seen[p.key] = p
+        return [Request(p, ids) for p in seen.values()]
+
+    def measure(self, ctx: Context, model: str, target: str) -> Outcome:
+        ids = item_ids(ctx, self.params["max_items"])
+        out = Outcome()
+        classes = ctx.models[model].classes if target == EMOTION else None
+        has_truth = ctx.has_truth(target)
+        truth = ctx.truth(target, ids) if has_truth else None
+        reference = ctx.reference if (ctx.reference is not None and ctx.reference != model
+                                      and target in ctx.models[ctx.reference].targets) else None
+        all_ids = ctx.valid_ids(ids)
+        groups = (pd.Series(clusters(ctx, all_ids), index=all_ids)
+                  if ctx.dataset.has("speaker") else None)
+        dots: dict[str, Any] = {"labels": [], "values": [], "ci": []}
+        per_condition: list[dict[str, Any]] = []
+        worst: list[dict] = []
+        for cond in self.conditions:
+            want = wanted_metrics(self, target, cond.suffix)
+            base = ctx.prediction(model, target, cond.baseline, ids)
+            other = ctx.prediction(model, target, cond.perturbation, ids)
+            ref_other = (ctx.prediction(reference, target, cond.perturbation, ids)
+                         if reference else None)
+            res = compare_series(
+                ctx, f"{self.name}/{model}/{target}/{cond.label}", target, cond.label, base,
+                other, want, truth=truth, groups=groups, reference_other=ref_other,
+                tolerance=float(self.params["tolerance"]), decimals=self.params["decimals"],
+                classes=classes)
+            out.measurements.extend(res.measurements)
+            out.notes.extend(res.notes)
+            for m in res.measurements:
+                if m.metric == want.get("unchanged"):
+                    dots["labels"].append(cond.label)
+                    dots["values"].append(m.value)
+                    dots["ci"].append(list(m.ci) if m.ci else None)
+            scores = None
+            if target == EMOTION and classes:
+                scores = (ctx.store.frame(model, cond.baseline, ids)[list(classes)],
+                          ctx.store.frame(model, cond.perturbation, ids)[list(classes)])
+            worst.extend(worst_items(res, int(self.params["n_worst"]), cond, target == EMOTION,
+                                     scores=scores))
+            per_condition.append({"label": cond.label, "condition": cond.spec(),
+                                  "baseline": None if cond.baseline is None
+                                  else cond.baseline.spec(),
+                                  "n": len(res.base) if res.base is not None else 0,
+                                  **plot_data(res, target, classes)})
+        if not has_truth and any("change" in wanted_metrics(self, target, c.suffix)
+                                 for c in self.conditions):
+            out.notes.append(f"no {target!r} truth (labels or --reference): change in "
+                             f"{'UAR' if target == EMOTION else 'CCC'} not measured")
+        out.plots = plain({"kind": "robustness", "target": target,
+                           "tolerance": self.params["tolerance"],
+                           "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES,
+                                     "value": VALUE_EDGES},
+                           "conditions": per_condition, "unchanged": dots,
+                           "worst": worst})
+        return out
+
+
+def _catalogue_metrics(change: str | None, unchanged: str | None,
+                       emotion_change: str | None = None) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    if change is not None:
+        out["ccc_change"] = change
+        out["uar_change"] = emotion_change or change
+    if unchanged is not None:
+        out["unchanged"] = unchanged
+    out["fidelity"] = None
+    return out
+
+
+def _versus_clean(pairs: list[tuple[str, Perturbation]]) -> list[Condition]:
+    return [Condition(label, p) for label, p in pairs]
+
+
+#: The catalogue's background noises (MUSAN and the internal cough/sneeze set are replaced
+#: by the bundled corpus and synthetic noises; give ``noise_file`` folders for real ones).
+BACKGROUND_NOISES: dict[str, dict[str, Any]] = {
+    "babble": {"name": "babble", "snr_db": 20.0},
+    "coughing": {"name": "cough_like", "snr_db": 10.0},
+    "environmental": {"name": "environmental_noise", "snr_db": 20.0},
+    "music": {"name": "music", "snr_db": 20.0},
+    "sneezing": {"name": "cough_like", "snr_db": 7.0},
+    "white": {"name": "white_noise", "snr_db": 20.0},
+}
+
+
+def _sneeze_spec() -> dict[str, Any]:
+    """A sneeze-like event: ``cough_like`` with ``kind: sneeze`` if the perturbation offers
+    it; otherwise a stand-in (a louder cough-like burst at 7 dB) so the condition differs."""
+    from ..perturb import registry as perturbations
+
+    cls = perturbations().get("cough_like")
+    if cls is not None and "kind" in cls.defaults:
+        try:
+            cls(kind="sneeze", snr_db=10.0)
+            return {"name": "cough_like", "kind": "sneeze", "snr_db": 10.0}
+        except UsageError:
+            pass
+    return dict(BACKGROUND_NOISES["sneezing"])
+
+
+@register
+class BackgroundNoise(PerturbationCheck):
+    """Background noise at the catalogue's SNRs (20 dB; cough/sneeze-like events 10 dB).
+
+    Params: ``noises`` (mapping label -> perturbation spec; default :data:`BACKGROUND_NOISES`),
+    ``snr_db`` (null, or one SNR in dB for every noise, e.g. 10 for a harder suite),
+    ``noise_folders`` (mapping label -> folder: adds a ``noise_file`` condition per folder,
+    e.g. a MUSAN ``noise`` copy, at 20 dB or ``snr_db``), plus the common parameters.
+    """
+
+    id = "robustness_background_noise"
+    description = "change in CCC/UAR and fraction unchanged under babble, cough, noise, music"
+    metrics = _catalogue_metrics("> -0.05", "> 0.9")
+    defaults = {**COMMON_DEFAULTS, "noises": None, "snr_db": None, "noise_folders": None}
+
+    def build_conditions(self) -> list[Condition]:
+        where = f"test {self.name!r}: parameter"
+        noises = self.params["noises"]
+        if noises is None:
+            noises = {k: dict(v) for k, v in BACKGROUND_NOISES.items()}
+            noises["sneezing"] = _sneeze_spec()
+        snr = self.params["snr_db"]
+        if snr is not None and not _is_num(snr):
+            raise UsageError(f"{where} snr_db={snr!r} must be null or a number (dB)")
+        folders = self.params["noise_folders"] or {}
+        if not isinstance(folders, dict):
+            raise UsageError(f"{where} noise_folders must map a label to a folder of audio "
+                             f"files, got {folders!r}")
+
+        def make(spec: Any) -> Perturbation:
+            spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+            if snr is not None:
+                spec["snr_db"] = float(snr)
+            return from_spec(spec)
+
+        pairs = parse_conditions(noises, f"{where} noises", make)
+        if folders:
+            pairs += parse_conditions(
+                {str(k): {"name": "noise_file", "folder": str(v)} for k, v in folders.items()},
+                f"{where} noise_folders", make)
+            labels = [lab for lab, _ in pairs]
+            dup = sorted({lab for lab in labels if labels.count(lab) > 1})
+            if dup:
+                raise UsageError(f"{where} noise_folders: label(s) {dup} already used by noises")
+        return _versus_clean(pairs)
+
+
+@register
+class LowQualityPhone(PerturbationCheck):
+    """The catalogue's low-quality phone chain (compression, AMR-NB 7.4 kbit/s, pink noise).
+
+    Params: ``phone`` (perturbation spec, default ``low_quality_phone``) and the common ones.
+    """
+
+    id = "robustness_low_quality_phone"
+    description = "change in CCC/UAR and fraction unchanged on a low-quality phone line"
+    metrics = _catalogue_metrics("> -0.05", "> 0.5")
+    defaults = {**COMMON_DEFAULTS, "phone": "low_quality_phone"}
+
+    def build_conditions(self) -> list[Condition]:
+        value = self.params["phone"]
+        return _versus_clean(parse_conditions({"low_quality_phone": value},
+                                              f"test {self.name!r}: parameter phone"))
+
+
+@register
+class SmallChanges(PerturbationCheck):
+    """The catalogue's ten small changes (tone, zeros, clipping, crops, gain, filters, noise).
+
+    Params: ``changes`` (list or mapping of perturbation specs; default the ten of
+    :data:`sertest.perturb.small_changes.SMALL_CHANGES`) and the common ones.
+    """
+
+    id = "robustness_small_changes"
+    description = "fraction unchanged under ten tiny changes (gain, zeros, crops, filters...)"
+    metrics = {"unchanged": "> 0.95", "fidelity": None}
+    defaults = {**COMMON_DEFAULTS, "changes": None}
+
+    def build_conditions(self) -> list[Condition]:
+        value = self.params["changes"]
+        if value is None:
+            from ..perturb.small_changes import SMALL_CHANGES
+
+            value = list(SMALL_CHANGES)
+        return _versus_clean(parse_conditions(value, f"test {self.name!r}: parameter changes"))
+
+
+@register
+class SpectralTilt(PerturbationCheck):
+    """Spectral tilt down and up (magnitude linear in frequency, RMS restored).
+
+    Params: ``directions`` (default ``[down, up]``) and the common ones.
+    """
+
+    id = "robustness_spectral_tilt"
+    description = "change in CCC/UAR and fraction unchanged under spectral tilt down/up"
+    metrics = _catalogue_metrics("> -0.05", "> 0.8", emotion_change="> -0.02")
+    defaults = {**COMMON_DEFAULTS, "directions": ["down", "up"]}
+
+    def build_conditions(self) -> list[Condition]:
+        dirs = self.params["directions"]
+        if not isinstance(dirs, list) or not dirs:
+            raise UsageError(f"test {self.name!r}: parameter directions must be a list from "
+                             f"[down, up], got {dirs!r}")
+        return _versus_clean(parse_conditions(
+            {str(d): {"name": "spectral_tilt", "direction": d} for d in dirs},
+            f"test {self.name!r}: parameter directions"))
+
+
+#: Codecs beyond the catalogue (which has AMR-NB only inside the phone chain).
+CODECS: dict[str, dict[str, Any]] = {
+    "amr_nb_7k4": {"name": "amr_nb", "bitrate": 7400},
+    "g711_mu": {"name": "g711", "law": "mu"},
+    "gsm": {"name": "gsm"},
+    "mp3_32k": {"name": "mp3", "bitrate": 32000},
+    "opus_12k": {"name": "opus", "bitrate": 12000},
+}
+
+
+@register
+class Codecs(PerturbationCheck):
+    """Speech and audio codecs: AMR-NB 7.4 kbit/s, G.711 mu-law, GSM 06.10, MP3 32 kbit/s,
+    Opus 12 kbit/s (beyond the catalogue; thresholds as its spectral tilt test).
+
+    Params: ``codecs`` (mapping label -> spec; default :data:`CODECS`) and the common ones.
+    """
+
+    id = "robustness_codecs"
+    description = "change in CCC/UAR and fraction unchanged after speech/audio codecs"
+    metrics = _catalogue_metrics("> -0.05", "> 0.8")
+    defaults = {**COMMON_DEFAULTS, "codecs": None}
+
+    def build_conditions(self) -> list[Condition]:
+        value = self.params["codecs"] or {k: dict(v) for k, v in CODECS.items()}
+        return _versus_clean(parse_conditions(value, f"test {self.name!r}: parameter codecs"))
+
+
+@register
+class PitchShift(PerturbationCheck):
+    """Pitch shifted by a few semitones, duration kept (beyond the catalogue).
+
+    Within a speaker's natural range (about ±2 semitones) the emotion should not change.
+    Params: ``semitones`` (default ``[-2, -1, 1, 2]``) and the common ones.
+    """
+
+    id = "robustness_pitch_shift"
+    description = "change in CCC/UAR and fraction unchanged under small pitch shifts"
+    metrics = _catalogue_metrics("> -0.05", "> 0.8")
+    defaults = {**COMMON_DEFAULTS, "semitones": [-2, -1, 1, 2]}
+
+    def build_conditions(self) -> list[Condition]:
+        st = self.params["semitones"]
+        if not isinstance(st, list) or not st or not all(_is_num(s) and s != 0 for s in st):
+            raise UsageError(f"test {self.name!r}: parameter semitones must be a list of "
+                             f"non-zero numbers, got {st!r}")
+        return _versus_clean(parse_conditions(
+            {f"{s:+g} st": {"name": "pitch_shift", "semitones": float(s)} for s in st},
+            f"test {self.name!r}: parameter semitones"))
+
+
+def _room(spec: Any, level: str) -> Perturbation:
+    """A room preset name -> ``room`` perturbation; a mapping -> any perturbation spec
+    (e.g. ``{"name": "impulse_response", "path": "ir_1_C.wav"}`` for measured responses)."""
+    if isinstance(spec, str):
+        return from_spec({"name": "room", "preset": spec, "level": level})
+    return from_spec(spec)
+
+
+@register
+class SimulatedRecordingCondition(PerturbationCheck):
+    """Simulated rooms and microphone positions, each compared with a reference rendition.
+
+    Rooms (catalogue: AIR booth vs lecture/meeting/office) and positions (MARDY: centre
+    at 1 m vs left/right and 2/3 m) come from the ``room`` presets of
+    :mod:`sertest.perturb.rooms`; measured responses can be given as ``impulse_response``
+    specs.  Metrics ``unchanged_room`` and ``unchanged_position`` compare each condition
+    with its reference (not with clean audio).
+
+    Params: ``reference_room`` (booth), ``rooms`` ([lecture, meeting, office]),
+    ``reference_position`` (centre_1m), ``positions`` (the other eight), ``level``
+    (peak: peak-normalised like the catalogue, or rms), plus the common ones.  Set
+    ``rooms`` or ``positions`` to ``[]`` to leave a family out.
+    """
+
+    id = "robustness_simulated_recording_condition"
+    description = "fraction unchanged across simulated rooms and microphone positions"
+    metrics = {"unchanged_room": "> 0.8", "unchanged_position": "> 0.8", "fidelity": None}
+    defaults = {**COMMON_DEFAULTS, "reference_room": "booth",
+                "rooms": ["lecture", "meeting", "office"], "reference_position": "centre_1m",
+                "positions": ["left_1m", "right_1m", "centre_2m", "left_2m", "right_2m",
+                              "centre_3m", "left_3m", "right_3m"],
+                "level": "peak"}
+
+    def build_conditions(self) -> list[Condition]:
+        where = f"test {self.name!r}: parameter"
+        level = self.params["level"]
+        if level not in ("peak", "rms"):
+            raise UsageError(f"{where} level={level!r} must be 'peak' or 'rms'")
+        out: list[Condition] = []
+        for family, suffix in (("room", "_room"), ("position", "_position")):
+            others = self.params[f"{family}s"]
+            if others in (None, [], {}):
+                continue
+            ref_spec = self.params[f"reference_{family}"]
+            try:
+                ref = _room(ref_spec, level)
+            except UsageError as exc:
+                raise UsageError(f"{where} reference_{family}: {exc}") from exc
+            for label, p in parse_conditions(others, f"{where} {family}s",
+                                             lambda s: _room(s, level)):
+                out.append(Condition(label, p, baseline=ref, suffix=suffix))
+        if not out:
+            raise UsageError(f"{where}s: rooms and positions are both empty")
+        return out
+
+
+# -- paired real recordings ------------------------------------------------------------------
+@register
+class RecordingCondition(Check):
+    """The same utterance recorded with different microphones (catalogue: IMDA headset vs
+    boundary and mobile), no perturbation: predictions of each rendition are compared with
+    the reference recording's (``unchanged``, one measurement per other recording).
+
+    The data needs a ``pair`` column (one value per utterance, shared by its renditions) and
+    a ``recording`` column (e.g. headset / boundary / mobile).  Params:
+    ``reference_recording`` (headset), ``pair_column``, ``recording_column`` and the common
+    ones (``max_items`` is not used: every pair is compared).
+    """
+
+    id = "robustness_recording_condition"
+    topic = "robustness"
+    description = "fraction unchanged between renditions of one utterance on other microphones"
+    kinds = ("regression", "classification")
+    metrics = {"unchanged": "> 0.8", "fidelity": None}
+    defaults = {**COMMON_DEFAULTS, "reference_recording": "headset", "pair_column": "pair",
+                "recording_column": "recording"}
+
+    def __init__(self, params=None, thresholds=None, name=None) -> None:
+        super().__init__(params, thresholds, name)
+        check_common_params(self)
+
+    def _pairs(self, ctx: Context) -> tuple[pd.DataFrame | None, str | None]:
+        pc, rc = self.params["pair_column"], self.params["recording_column"]
+        missing = [c for c in (pc, rc) if not ctx.dataset.has(c)]
+        if missing:
+            return None, (f"the data has no {' or '.join(repr(c) for c in missing)} column; "
+                          f"give paired renditions (columns {pc!r} and {rc!r}) to run this test")
+        tab = ctx.table.loc[ctx.valid_ids(), [pc, rc]].dropna().astype(str)
+        ref = str(self.params["reference_recording"])
+        recs = sorted(set(tab[rc]))
+        if ref not in recs:
+            return None, (f"no item has {rc}={ref!r} (found: {', '.join(recs)}); set "
+                          f"params.reference_recording")
+        if len(recs) < 2:
+            return None, f"only one recording condition ({ref!r}) in column {rc!r}"
+        return tab, None
+
+    def requests(self, ctx: Context) -> list[Request]:
+        tab, _ = self._pairs(ctx)
+        return [] if tab is None else [Request(None, list(tab.index))]
+
+    def measure(self, ctx: Context, model: str, target: str) -> Outcome:
+        tab, reason = self._pairs(ctx)
+        if tab is None:
+            return Outcome(skipped=reason)
+        pc, rc = self.params["pair_column"], self.params["recording_column"]
+        ref = str(self.params["reference_recording"])
+        out = Outcome()
+        classes = ctx.models[model].classes if target == EMOTION else None
+        reference = ctx.reference if (ctx.reference is not None and ctx.reference != model
+                                      and target in ctx.models[ctx.reference].targets) else None
+        want = wanted_metrics(self, target)
+
+        def by_pair(rec: str) -> pd.Series:  # pair -> item id (first id if repeated)
+            rows = tab[tab[rc] == rec].sort_index()
+            dup = int(rows[pc].duplicated().sum())
+            if dup:
+                out.notes.append(f"{rec}: {dup} repeated pair value(s); the first item is used")
+            return pd.Series(rows.index, index=rows[pc]).groupby(level=0).first()
+
+        def preds(name: str, id_of: pd.Series) -> pd.Series:
+            p = ctx.prediction(name, target, None, list(id_of.values))
+            inv = pd.Series(id_of.index, index=id_of.values)
+            return pd.Series(p.to_numpy(), index=inv.loc[p.index].to_numpy())
+
+        ref_ids = by_pair(ref)
+        base = preds(model, ref_ids)
+        speakers = None
+        if ctx.dataset.has("speaker"):
+            spk = ctx.table.loc[ref_ids.values, "speaker"].astype(str)
+            speakers = pd.Series(spk.to_numpy(), index=ref_ids.index)
+        dots: dict[str, Any] = {"labels": [], "values": [], "ci": []}
+        per_condition, worst = [], []
+        for rec in sorted(set(tab[rc]) - {ref}):
+            ids_other = by_pair(rec)
+            other = preds(model, ids_other)
+            ref_other = preds(reference, ids_other) if reference else None
+            res = compare_series(ctx, f"{self.name}/{model}/{target}/{rec}", target, rec, base,
+                                 other, want, truth=None, groups=speakers,
+                                 reference_other=ref_other,
+                                 tolerance=float(self.params["tolerance"]),
+                                 decimals=self.params["decimals"], classes=classes)
+            out.measurements.extend(res.measurements)
+            out.notes.extend(res.notes)
+            for m in res.measurements:
+                if m.metric == "unchanged":
+                    dots["labels"].append(rec)
+                    dots["values"].append(m.value)
+                    dots["ci"].append(list(m.ci) if m.ci else None)
+            cond = Condition(rec, None)
+            for w in worst_items(res, int(self.params["n_worst"]), cond, target == EMOTION,
+                                 ids=dict(ids_other.items())):
+                w.update(reference_id=ref_ids.get(w["pair"]), recording=rec,
+                         reference_recording=ref)
+                worst.append(w)
+            per_condition.append({"label": rec, "condition": None, "baseline": None,
+                                  "recording": rec, "reference_recording": ref,
+                                  "n": len(res.base) if res.base is not None else 0,
+                                  **plot_data(res, target, classes)})
+        out.plots = plain({"kind": "robustness", "target": target,
+                           "tolerance": self.params["tolerance"],
+                           "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES,
+                                     "value": VALUE_EDGES},
+                           "conditions": per_condition, "unchanged": dots,
+                           "worst": worst})
+        return out
+
+
+# The dose-response sweeps live in their own module; importing it here registers them
+# with the built-in robustness topic.
+from . import dose as _dose  # noqa: E402,F401
