@@ -126,9 +126,11 @@ def load_suite(suite: str | dict = "quick") -> Suite:
             raise UsageError(f"{here}: unknown key(s) {', '.join(map(repr, unknown))}; "
                              f"allowed: {', '.join(sorted(_TEST_KEYS))}")
         test_id = entry.get("test")
-        if test_id not in reg:
+        if not isinstance(test_id, str) or test_id not in reg:
             raise UsageError(f"{here}: unknown test {test_id!r}; known: {', '.join(reg)}")
         name = entry.get("name") or test_id
+        if not isinstance(name, str):
+            raise UsageError(f"{here}: 'name' must be a string, got {name!r}")
         if name in names:
             raise UsageError(f"{here}: test name {name!r} used twice; give one a 'name'")
         names.add(name)

@@ -43,6 +43,6 @@ def test_audformat_database_joins_tables_and_misc_speaker_sex(tmp_path):
     assert set(ds.table.columns) >= {"file", "speaker", "sex", "arousal"}
     assert list(ds.table["sex"]) == ["female", "male"] * 3
     assert list(ds.table["arousal"]) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
-    res = audit(["random:gaussian"], str(root), "quick", cache=False, baselines=False)
+    res = audit(["random:gaussian"], str(root), "smoke", cache=False, baselines=False)
     assert res.doc["dataset"]["sex"] == {"female": 3, "male": 3}
     assert not res.doc["items"]["errors"]

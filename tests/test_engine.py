@@ -17,7 +17,7 @@ from sertest.results import SCHEMA, Results
 
 
 def test_one_entry_per_test_model_dimension(tiny_data, onnx_model, tmp_path):
-    res = audit([onnx_model], str(tiny_data), "quick", out=str(tmp_path / "out"), cache=False)
+    res = audit([onnx_model], str(tiny_data), "smoke", out=str(tmp_path / "out"), cache=False)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["schema"] == SCHEMA
     names = [m["name"] for m in doc["models"]]
@@ -41,7 +41,7 @@ def test_results_are_byte_identical_across_jobs_and_cache(tiny_data, onnx_model,
     outs = []
     for i, (jobs, cache) in enumerate([(1, cache_dir), (3, cache_dir), (2, False)]):
         out = tmp_path / f"o{i}"
-        audit([onnx_model], str(tiny_data), "quick", out=str(out), jobs=jobs, cache=cache)
+        audit([onnx_model], str(tiny_data), "smoke", out=str(out), jobs=jobs, cache=cache)
         outs.append((out / "results.json").read_bytes())
     assert outs[0] == outs[1] == outs[2]
     timings = json.loads((tmp_path / "o1" / "timings.json").read_text())
@@ -50,9 +50,9 @@ def test_results_are_byte_identical_across_jobs_and_cache(tiny_data, onnx_model,
 
 def test_warm_run_recomputes_nothing_and_cache_key_tracks_seed(tiny_data, onnx_model, tmp_path):
     cache_dir = str(tmp_path / "c")
-    cold = audit([onnx_model], str(tiny_data), "quick", cache=cache_dir)
+    cold = audit([onnx_model], str(tiny_data), "smoke", cache=cache_dir)
     assert cold.timings["computed"] == cold.timings["predictions"]
-    other_seed = audit([onnx_model], str(tiny_data), "quick", cache=cache_dir, seed=5)
+    other_seed = audit([onnx_model], str(tiny_data), "smoke", cache=cache_dir, seed=5)
     # the ONNX model is deterministic (shared across seeds); the random baseline is not
     assert other_seed.timings["computed"] == 40
     n = len(PredictionCache(os.path.join(cache_dir, "predictions.sqlite")))
@@ -60,7 +60,7 @@ def test_warm_run_recomputes_nothing_and_cache_key_tracks_seed(tiny_data, onnx_m
 
 
 def test_bad_item_is_reported_and_others_unchanged(tiny_data, onnx_model, tmp_path):
-    clean = audit([onnx_model], str(tiny_data), "quick", cache=False)
+    clean = audit([onnx_model], str(tiny_data), "smoke", cache=False)
     df = pd.read_csv(tiny_data)
     (tiny_data.parent / "broken.wav").write_bytes(b"RIFF1234WAVEfmt garbage")
     sf.write(tiny_data.parent / "zeros.wav", np.zeros(1000, dtype="float32"), 16000)
@@ -70,7 +70,7 @@ def test_bad_item_is_reported_and_others_unchanged(tiny_data, onnx_model, tmp_pa
         dict(id="zz-zeros", file="zeros.wav", speaker="s9", arousal=0.5, dominance=0.5, valence=0.5)])
     bad = tiny_data.parent / "with-bad.csv"
     pd.concat([df, extra]).to_csv(bad, index=False)
-    res = audit([onnx_model], str(bad), "quick", cache=False)
+    res = audit([onnx_model], str(bad), "smoke", cache=False)
     errs = {e["id"]: e for e in res.doc["items"]["errors"]}
     assert set(errs) == {"zz-broken", "zz-missing", "zz-zeros"}
     assert "not found" in errs["zz-missing"]["error"] and "silent" in errs["zz-zeros"]["error"]
@@ -87,21 +87,21 @@ def test_crashing_check_is_an_error_result_not_fatal(tiny_data, onnx_model, monk
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(Regression, "measure", boom)
-    res = audit([onnx_model], str(tiny_data), "quick", cache=False)
+    res = audit([onnx_model], str(tiny_data), "smoke", cache=False)
     assert {t["verdict"] for t in res.tests} == {"error"}
     assert "kaboom" in res.tests[0]["error"]
     assert res.exit_code == 1
 
 
 def test_results_round_trip(tiny_data, tmp_path):
-    audit(["random:gaussian"], str(tiny_data), "quick", out=str(tmp_path / "o"), cache=False)
+    audit(["random:gaussian"], str(tiny_data), "smoke", out=str(tmp_path / "o"), cache=False)
     r = Results.load(str(tmp_path / "o"))
     assert r.result("correctness_regression").verdict in ("fail", "inconclusive")
     assert r.candidates() == ["random-gaussian"]
 
 
 def test_cli_exit_codes(tiny_data, onnx_model, tmp_path, capsys):
-    code = main(["run", "--model", "random:gaussian", "--data", str(tiny_data),
+    code = main(["run", "--model", "random:gaussian", "--data", str(tiny_data), "--suite", "smoke",
                  "--out", str(tmp_path / "o"), "--no-cache"])
     assert code == 1  # a random model fails regression correctness
     assert (tmp_path / "o" / "results.json").exists()
@@ -118,7 +118,7 @@ def test_cli_exit_codes(tiny_data, onnx_model, tmp_path, capsys):
     assert "line 3, column 'arousal'" in err and "bad.csv" in err
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("name: x\ntestz: []\n")
-    assert main(["run", "--model", "random:gaussian", "--data", str(tiny_data),
+    assert main(["run", "--model", "random:gaussian", "--data", str(tiny_data), "--suite", "smoke",
                  "--suite", str(unknown), "--out", str(tmp_path / "o4")]) == 2
     assert "'testz'" in capsys.readouterr().err
 
@@ -133,8 +133,8 @@ def test_cli_list_and_version(capsys):
 
 def test_dask_local_cluster_gives_identical_results(tiny_data, onnx_model, tmp_path):
     pytest.importorskip("distributed")
-    local = audit([onnx_model], str(tiny_data), "quick", cache=False, jobs=1)
-    dask = audit([onnx_model], str(tiny_data), "quick", cache=False, jobs=2, executor="dask")
+    local = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=1)
+    dask = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=2, executor="dask")
     assert local.to_json() == dask.to_json()
     assert dask.timings["computed"] == local.timings["computed"] == 40 * 3
 

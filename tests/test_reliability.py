@@ -46,7 +46,7 @@ def _with_labels(src: str, dst_dir, keep=None) -> str:
 
 def test_bad_audio_corpus_each_input_gets_what_the_table_says(tmp_path):
     manifest = _with_labels(BAD, tmp_path)
-    res = audit(["callable:tests.faulty_models:good"], manifest, "quick", cache=False,
+    res = audit(["callable:tests.faulty_models:good"], manifest, "smoke", cache=False,
                 baselines=False, allow_outside_root=True)
     expect = pd.read_csv(os.path.join(BAD, "manifest.csv"), dtype=str,
                          keep_default_na=False).set_index("id")["expect"]
@@ -69,7 +69,7 @@ def test_valid_results_identical_with_or_without_bad_items(tmp_path):
     only_good = _with_labels(BAD, tmp_path / "b")
     df = pd.read_csv(with_bad, dtype=str, keep_default_na=False)
     df[df["expect"] != "error"].to_csv(only_good, index=False)
-    kw = dict(suite="quick", cache=False, baselines=False, allow_outside_root=True, n_boot=0)
+    kw = dict(suite="smoke", cache=False, baselines=False, allow_outside_root=True, n_boot=0)
     r1 = audit(["callable:tests.faulty_models:good"], with_bad, **kw)
     r2 = audit(["callable:tests.faulty_models:good"], only_good, **kw)
     assert r1.doc["tests"] == r2.doc["tests"]
@@ -78,7 +78,7 @@ def test_valid_results_identical_with_or_without_bad_items(tmp_path):
 def test_fail_fast_stops_at_first_bad_item(tmp_path):
     manifest = _with_labels(BAD, tmp_path)
     with pytest.raises(SertestError, match="item"):
-        audit(["callable:tests.faulty_models:good"], manifest, "quick", cache=False,
+        audit(["callable:tests.faulty_models:good"], manifest, "smoke", cache=False,
               allow_outside_root=True, fail_fast=True)
 
 
@@ -87,7 +87,7 @@ def test_very_long_file_streams(tmp_path):
     x = (0.1 * np.sin(2 * np.pi * 150 * np.arange(sr * 600) / sr)).astype("float32")
     sf.write(tmp_path / "long.flac", x, sr)
     pd.DataFrame([{"file": "long.flac", "arousal": 0.3}]).to_csv(tmp_path / "m.csv", index=False)
-    res = audit(["callable:tests.faulty_models:good"], str(tmp_path / "m.csv"), "quick",
+    res = audit(["callable:tests.faulty_models:good"], str(tmp_path / "m.csv"), "smoke",
                 cache=False, baselines=False)
     assert not res.doc["items"]["errors"]
     assert res.doc["dataset"]["items"] == 1
@@ -102,7 +102,7 @@ def test_very_long_file_streams(tmp_path):
     ("out_of_range", "outside the declared range"),
 ])
 def test_faulty_models_give_clear_item_errors(tiny_data, model, stage_error):
-    res = audit([f"callable:tests.faulty_models:{model}"], str(tiny_data), "quick", cache=False,
+    res = audit([f"callable:tests.faulty_models:{model}"], str(tiny_data), "smoke", cache=False,
                 baselines=False)
     errs = res.doc["items"]["errors"]
     assert errs, "a faulty model must never pass silently"
@@ -115,7 +115,7 @@ def test_faulty_models_give_clear_item_errors(tiny_data, model, stage_error):
 
 
 def test_hanging_model_is_timed_out_and_skipped(tiny_data):
-    res = audit(["callable:tests.faulty_models:hangs"], str(tiny_data), "quick", cache=False,
+    res = audit(["callable:tests.faulty_models:hangs"], str(tiny_data), "smoke", cache=False,
                 baselines=False, timeout=1.5, jobs=1)
     msgs = [e["error"] for e in res.doc["items"]["errors"]]
     assert any("within 1.5 s" in m for m in msgs)
@@ -126,6 +126,7 @@ def test_sigkill_then_resume_gives_identical_results(tiny_data, tmp_path):
     cache = tmp_path / "cache"
     base = [sys.executable, "-m", "sertest.cli", "run", "--model",
             "callable:tests.faulty_models:slow", "--data", str(tiny_data), "--jobs", "1",
+            "--suite", "smoke",
             "--no-progress", "--no-profile", "--format", ""]
     env = dict(os.environ, PYTHONPATH=REPO)
     proc = subprocess.Popen(base + ["--out", str(tmp_path / "killed"), "--cache", str(cache)],
@@ -170,7 +171,7 @@ def test_no_network_access_anywhere(tiny_data, onnx_model, tmp_path, monkeypatch
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    res = audit([onnx_model], str(tiny_data), "quick", out=str(tmp_path / "o"), cache=False)
+    res = audit([onnx_model], str(tiny_data), "smoke", out=str(tmp_path / "o"), cache=False)
     assert res.tests and not calls
     assert not res.doc["items"]["errors"]
 
