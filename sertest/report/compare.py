@@ -1,0 +1,395 @@
+"""``sertest compare``: a baseline audit against one or more candidate audits.
+
+``compare(result_dirs, out)`` reads each folder's ``results.json`` (the first is the
+baseline), matches models by name, or by role when each audit has exactly one candidate
+model, and writes ``compare.html`` (same look as the report) and ``compare.md``.
+
+For every test × dimension × metric × group it shows the baseline value, each candidate's
+value, the difference Δ = candidate − baseline and whether that is better or worse given the
+threshold's direction (``> t``: higher is better; ``< t``: lower; ``abs < t``: closer to 0;
+``abs > t``: further from 0).  A change is called *clear* when the two confidence intervals
+do not overlap; otherwise the CIs overlap and the difference may be noise.  Verdict changes (e.g. pass → fail) are
+highlighted, and differences in suite, data or seed are stated, since they make the audits
+not like-for-like.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from markupsafe import Markup
+
+from ..errors import UsageError
+from ..results import TOPICS, Results
+from . import svg
+
+#: how good a verdict is, for "improved" / "regressed"
+_RANK = {"error": 0, "fail": 1, "inconclusive": 2, "pass": 3}
+
+
+@dataclass
+class Run:
+    folder: str
+    results: Results
+    label: str
+
+    @property
+    def doc(self) -> dict:
+        return self.results.doc
+
+
+@dataclass
+class Cell:
+    """One candidate's value of a row, compared with the baseline's."""
+
+    value: Any = None
+    ci: Any = None
+    verdict: str | None = None
+    delta: float | None = None
+    direction: str = "n/a"  # better | worse | same | n/a
+    clear: bool | None = None  # CIs do not overlap
+    verdict_change: str | None = None  # improved | regressed | None
+    missing: bool = False
+
+
+@dataclass
+class Row:
+    test: str
+    topic: str
+    dimension: str
+    metric: str
+    group: str | None
+    threshold: str
+    base_value: Any
+    base_ci: Any
+    base_verdict: str | None
+    cells: list[Cell]
+    base_missing: bool = False
+
+
+@dataclass
+class ModelComparison:
+    """One baseline model against its match in each candidate run."""
+
+    name: str
+    is_ref: bool
+    matches: list[str | None]  # matching model name per candidate run
+    how: list[str]  # "name" | "role" | "none"
+    rows: list[Row] = field(default_factory=list)
+    entries: list[dict] = field(default_factory=list)  # test-level verdict changes
+    scores: list[dict] = field(default_factory=list)  # topic -> (base, [cand])
+    unmeasured: list[str] = field(default_factory=list)  # measured in no audit (e.g. sparse bins)
+
+
+def _is_ref(model: dict) -> bool:
+    return model.get("role") == "baseline" or (model.get("info") or {}).get("format") == "random"
+
+
+def _audited(doc: dict) -> list[dict]:
+    return [m for m in doc.get("models", []) if m.get("role") in ("candidate", "baseline")]
+
+
+def match_models(base: dict, cand: dict) -> dict[str, tuple[str, str]]:
+    """Baseline model name -> (candidate model name, how) for one candidate document."""
+    bnames = {m["name"]: m for m in _audited(base)}
+    cnames = {m["name"]: m for m in _audited(cand)}
+    out = {n: (n, "name") for n in bnames if n in cnames}
+    bc = [m["name"] for m in _audited(base) if not _is_ref(m)]
+    cc = [m["name"] for m in _audited(cand) if not _is_ref(m)]
+    if len(bc) == 1 and len(cc) == 1 and bc[0] not in out and cc[0] not in out.values():
+        out[bc[0]] = (cc[0], "role")
+    return out
+
+
+def _direction(threshold: dict | None, b: float | None, c: float | None) -> str:
+    if b is None or c is None:
+        return "n/a"
+    if abs(c - b) < 1e-12:
+        return "same"
+    if not threshold:
+        return "n/a"
+    op = threshold.get("op", ">")
+    higher = op in (">", ">=")
+    if threshold.get("absolute"):
+        gain = abs(c) - abs(b)
+    else:
+        gain = c - b
+    if abs(gain) < 1e-12:
+        return "same"
+    return "better" if (gain > 0) == higher else "worse"
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def _clear(a: Any, b: Any) -> bool | None:
+    if not a or not b or None in (a[0], a[1], b[0], b[1]):
+        return None
+    return a[1] < b[0] or b[1] < a[0]
+
+
+def _verdict_change(b: str | None, c: str | None) -> str | None:
+    if b is None or c is None or b == c or b not in _RANK or c not in _RANK:
+        return None
+    return "improved" if _RANK[c] > _RANK[b] else "regressed"
+
+
+def _entries(doc: dict, model: str) -> dict[tuple[str, str], dict]:
+    return {(t["test"], t["dimension"]): t for t in doc.get("tests", []) if t["model"] == model}
+
+
+def build(runs: list[Run]) -> list[ModelComparison]:
+    base = runs[0]
+    out = []
+    matches = [match_models(base.doc, r.doc) for r in runs[1:]]
+    for bm in sorted(_audited(base.doc), key=_is_ref):
+        name = bm["name"]
+        mc = ModelComparison(name, _is_ref(bm), [m.get(name, (None, "none"))[0] for m in matches],
+                             [m.get(name, (None, "none"))[1] for m in matches])
+        if not any(mc.matches):
+            out.append(mc)
+            continue
+        bent = _entries(base.doc, name)
+        cents = [_entries(r.doc, c) if c else {} for r, c in zip(runs[1:], mc.matches)]
+        keys = list(bent)
+        for ce in cents:
+            keys += [k for k in ce if k not in keys]
+        for key in keys:
+            be = bent.get(key)
+            ces = [ce.get(key) for ce in cents]
+            head = be or next(e for e in ces if e)
+            mc.entries.append({"test": key[0], "dimension": key[1], "topic": head.get("topic", ""),
+                               "base": be["verdict"] if be else None,
+                               "cands": [e["verdict"] if e else None for e in ces],
+                               "changes": [_verdict_change(be["verdict"] if be else None,
+                                                           e["verdict"] if e else None) for e in ces]})
+            mkeys: list[tuple[str, Any]] = []
+            for e in [be] + ces:
+                for m in (e or {}).get("measurements", []):
+                    k = (m["metric"], m.get("group"))
+                    if k not in mkeys:
+                        mkeys.append(k)
+            for metric, group in mkeys:
+                bmeas = _find(be, metric, group)
+                cms = [_find(e, metric, group) for e in ces]
+                if all(m is None or m.get("value") is None for m in [bmeas] + cms):
+                    mc.unmeasured.append(f"{key[0]} · {key[1]} · {metric}"
+                                         + (f" [{group}]" if group is not None else ""))
+                    continue
+                thr = (bmeas or {}).get("threshold")
+                cells = []
+                for e in ces:
+                    cm = _find(e, metric, group)
+                    if cm is None:
+                        cells.append(Cell(missing=True))
+                        continue
+                    t = cm.get("threshold") or thr
+                    thr = thr or t
+                    bv, cv = _num((bmeas or {}).get("value")), _num(cm.get("value"))
+                    cells.append(Cell(cm.get("value"), cm.get("ci"), cm.get("verdict"),
+                                      None if bv is None or cv is None else cv - bv,
+                                      _direction(t, bv, cv), _clear((bmeas or {}).get("ci"), cm.get("ci")),
+                                      _verdict_change((bmeas or {}).get("verdict"), cm.get("verdict"))))
+                mc.rows.append(Row(key[0], head.get("topic", ""), key[1], metric,
+                                   None if group is None else str(group), (thr or {}).get("text", ""),
+                                   (bmeas or {}).get("value"), (bmeas or {}).get("ci"),
+                                   (bmeas or {}).get("verdict"), cells, base_missing=bmeas is None))
+        bs = (base.doc.get("summary") or {}).get("models", {}).get(name, {})
+        css = [((r.doc.get("summary") or {}).get("models", {}).get(c, {}) if c else {})
+               for r, c in zip(runs[1:], mc.matches)]
+        topics = [t for t in TOPICS if t in (bs.get("topics") or {}) or any(t in (c.get("topics") or {}) for c in css)]
+        mc.scores.append({"label": "overall", "base": bs.get("score"), "cands": [c.get("score") for c in css]})
+        for t in topics:
+            mc.scores.append({"label": t, "base": (bs.get("topics") or {}).get(t),
+                              "cands": [(c.get("topics") or {}).get(t) for c in css]})
+        out.append(mc)
+    return out
+
+
+def _find(entry: dict | None, metric: str, group: Any) -> dict | None:
+    for m in (entry or {}).get("measurements", []):
+        if m["metric"] == metric and m.get("group") == group:
+            return m
+    return None
+
+
+def caveats(runs: list[Run]) -> list[str]:
+    """Differences that make the audits not like-for-like."""
+    out = []
+    b = runs[0].doc
+    for r in runs[1:]:
+        d = r.doc
+        if (b.get("suite") or {}).get("sha256") != (d.get("suite") or {}).get("sha256"):
+            out.append(f"{r.label} used a different suite file ({(d.get('suite') or {}).get('name')}) "
+                       f"than the baseline ({(b.get('suite') or {}).get('name')}).")
+        bt, dt = (b.get("suite") or {}).get("tests") or [], (d.get("suite") or {}).get("tests") or []
+        if bt != dt:
+            only_b, only_d = sorted(set(bt) - set(dt)), sorted(set(dt) - set(bt))
+            out.append(f"{r.label} ran other tests than the baseline"
+                       + (f" (not in {r.label}: {', '.join(only_b)})" if only_b else "")
+                       + (f" (only in {r.label}: {', '.join(only_d)})" if only_d else "")
+                       + "; scores average different tests.")
+        bd, dd = b.get("dataset") or {}, d.get("dataset") or {}
+        if (bd.get("name"), bd.get("items"), bd.get("source")) != (dd.get("name"), dd.get("items"), dd.get("source")):
+            out.append(f"{r.label} ran on different data ({dd.get('name')}, {dd.get('items')} items) "
+                       f"than the baseline ({bd.get('name')}, {bd.get('items')} items).")
+        if b.get("seed") != d.get("seed"):
+            out.append(f"{r.label} used seed {d.get('seed')}, the baseline seed {b.get('seed')}.")
+    return out
+
+
+def _load(folder: str) -> Run:
+    path = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
+    if not os.path.exists(path):
+        raise UsageError(f"{folder}: no results.json here; give folders written by 'sertest run'")
+    try:
+        res = Results.load(path)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    label = os.path.basename(os.path.normpath(os.path.dirname(path))) or path
+    return Run(folder, res, label)
+
+
+def compare(result_dirs: Sequence[str], out: str) -> list[str]:
+    """Write ``compare.html`` and ``compare.md`` into ``out``; returns their paths."""
+    if len(result_dirs) < 2:
+        raise UsageError("sertest compare needs a baseline results folder and at least one "
+                         "candidate folder")
+    runs = [_load(d) for d in result_dirs]
+    labels = [r.label for r in runs]
+    for i, r in enumerate(runs):  # unique labels
+        if labels.count(r.label) > 1:
+            r.label = f"{r.label} ({i + 1})" if i else f"{r.label} (baseline)"
+    comps = build(runs)
+    notes = caveats(runs)
+    os.makedirs(out, exist_ok=True)
+    paths = []
+    for name, text in (("compare.html", render_html(runs, comps, notes)),
+                       ("compare.md", render_markdown(runs, comps, notes))):
+        path = os.path.join(out, name)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------------------
+# rendering
+# ----------------------------------------------------------------------------------------
+
+def render_html(runs: list[Run], comps: list[ModelComparison], notes: list[str]) -> str:
+    import base64
+    import hashlib
+
+    from .html import _asset, _env, slug
+
+    css, js = _asset("report.css"), _asset("report.js")
+    digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+           "img-src data:; media-src data:; base-uri 'none'; form-action 'none'")
+    tests: list[tuple[str, str]] = []
+    for mc in comps:
+        for r in mc.rows:
+            if (r.test, r.topic) not in tests:
+                tests.append((r.test, r.topic))
+    order = {t: i for i, t in enumerate(TOPICS)}
+    tests.sort(key=lambda t: order.get(t[1], 9))
+    from .. import __version__
+
+    return _env().get_template("compare.html.j2").render(
+        runs=runs, comps=comps, notes=notes, tests=tests, css=Markup(css), js=Markup(js), csp=csp,
+        slug=slug, renderer_version=__version__, summary=summary_counts(comps), fmt=svg.fmt)
+
+
+def summary_counts(comps: list[ModelComparison]) -> list[dict]:
+    """Per model and candidate: how many verdicts improved/regressed, metrics better/worse."""
+    out = []
+    for mc in comps:
+        for k, cand in enumerate(mc.matches):
+            if not cand:
+                continue
+            changes = [e["changes"][k] for e in mc.entries]
+            dirs = [r.cells[k].direction for r in mc.rows if not r.cells[k].missing]
+            clear = [r.cells[k] for r in mc.rows if not r.cells[k].missing and r.cells[k].clear]
+            out.append({"model": mc.name, "cand": cand, "k": k, "is_ref": mc.is_ref,
+                        "improved": changes.count("improved"), "regressed": changes.count("regressed"),
+                        "better": dirs.count("better"), "worse": dirs.count("worse"),
+                        "clear_better": sum(c.direction == "better" for c in clear),
+                        "clear_worse": sum(c.direction == "worse" for c in clear)})
+    return out
+
+
+def _md(text: Any) -> str:
+    s = str(text)
+    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]"):
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("\r", " ").replace("\n", " ")
+
+
+_ARROW = {"better": "▲ better", "worse": "▼ worse", "same": "= same", "n/a": ""}
+
+
+def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[str]) -> str:
+    f = svg.fmt
+    lines = [f"## sertest comparison: {_md(runs[0].label)} (baseline) vs "
+             + ", ".join(_md(r.label) for r in runs[1:]), ""]
+    for n in notes:
+        lines.append(f"> ⚠️ {_md(n)}")
+    if notes:
+        lines.append("")
+    for mc in comps:
+        if not any(mc.matches):
+            lines += [f"**{_md(mc.name)}**: no matching model in the candidate audits.", ""]
+            continue
+        lines.append(f"### {_md(mc.name)}" + (" (random baseline)" if mc.is_ref else ""))
+        lines.append("")
+        head = "| score | baseline | " + " | ".join(
+            f"{_md(r.label)}: {_md(c or '–')}" for r, c in zip(runs[1:], mc.matches)) + " |"
+        lines += [head, "|---|---|" + "---|" * len(runs[1:])]
+        for s in mc.scores:
+            cells = []
+            for c in s["cands"]:
+                d = None if c is None or s["base"] is None else c - s["base"]
+                cells.append(f"{f(c)} ({'+' if d and d > 0 else ''}{f(d)})" if d is not None else f(c))
+            lines.append(f"| {s['label']} | {f(s['base'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+        changed = [e for e in mc.entries if any(e["changes"])]
+        if changed:
+            lines += ["| test | dimension | baseline | " + " | ".join(_md(r.label) for r in runs[1:]) + " |",
+                      "|---|---|---|" + "---|" * len(runs[1:])]
+            for e in changed:
+                lines.append(f"| {_md(e['test'])} | {_md(e['dimension'])} | {e['base'] or '–'} | " + " | ".join(
+                    f"{'**' + v + '** (' + ch + ')' if ch else (v or '–')}"
+                    for v, ch in zip(e["cands"], e["changes"])) + " |")
+            lines.append("")
+        else:
+            lines += ["No verdict changed.", ""]
+        lines += ["| test | dimension | metric | group | threshold | baseline | "
+                  + " | ".join(f"{_md(r.label)} (Δ)" for r in runs[1:]) + " |",
+                  "|---|---|---|---|---|---|" + "---|" * len(runs[1:])]
+        for r in mc.rows:
+            cells = []
+            for c in r.cells:
+                if c.missing:
+                    cells.append("–")
+                    continue
+                d = f"{'+' if c.delta and c.delta > 0 else ''}{f(c.delta)}" if c.delta is not None else "n/a"
+                tag = _ARROW[c.direction] + ("" if c.clear or c.direction in ("same", "n/a") else " (CIs overlap)")
+                cells.append(f"{f(c.value)} ({d}) {tag}".strip())
+            lines.append(f"| {_md(r.test)} | {_md(r.dimension)} | {_md(r.metric)} | "
+                         f"{_md(r.group) if r.group is not None else 'all'} | {_md(r.threshold)} | "
+                         f"{f(r.base_value)} | " + " | ".join(cells) + " |")
+        if mc.unmeasured:
+            lines += ["", f"{len(mc.unmeasured)} measurement(s) could be measured in no audit "
+                          "(e.g. bins with too few items)."]
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,224 @@
+"""The listening gallery: the worst clean/perturbed pairs as embedded WAV audio.
+
+The report re-creates exactly what the model heard, as the engine does
+(:mod:`sertest.engine.execute`): decode the item, resample to the model's sampling rate,
+apply ``from_spec(spec)`` with ``derive_rng(seed, item_id, condition_key)``.  Both signals
+are then resampled to 16 kHz, cut to the first :data:`MAX_SECONDS` seconds and written as
+16-bit PCM WAV ``data:`` URIs, within a total size budget, so the page stays self-contained
+and small.  Levels are not normalised: a level change may be the perturbation itself.
+
+Anything missing (dataset moved, file gone, unknown perturbation) becomes a note; the
+report never fails because of the gallery.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .plots import condition_label, condition_spec
+
+MAX_ITEMS = 6
+MAX_SECONDS = 4.0
+SAMPLING_RATE = 16000  # Hz, of the embedded audio
+BUDGET_BYTES = 2_000_000  # base64 characters of all embedded audio together
+
+
+@dataclass
+class Clip:
+    """One gallery entry: a clean/perturbed pair of one item under one condition."""
+
+    test: str
+    model: str
+    dimension: str
+    anchor: str
+    item_id: str
+    condition: str
+    clean_value: Any
+    perturbed_value: Any
+    change: float | None
+    clean_uri: str | None = None
+    perturbed_uri: str | None = None
+    seconds: float | None = None
+    cut: bool = False
+    note: str | None = None
+    before_label: str = "clean"
+    before_wave: Any = ""
+    after_wave: Any = ""
+
+
+def wav_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
+    """A mono 16-bit PCM WAV of ``signal`` (float in [-1, 1]) as a ``data:`` URI."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    x = np.clip(np.nan_to_num(np.asarray(signal, dtype=np.float64)), -1.0, 1.0)
+    sf.write(buf, x, sampling_rate, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class _Items:
+    """Finds an item's audio file: from the worst entry itself or the audit's dataset."""
+
+    def __init__(self, doc: dict) -> None:
+        self.source = (doc.get("dataset") or {}).get("source") or ""
+        self._table = None
+        self.error: str | None = None
+
+    def locate(self, item: dict) -> tuple[str, float | None, float | None]:
+        if item.get("file") and isinstance(item["file"], str):
+            path = str(item["file"])
+            if not os.path.isabs(path) and self.source:
+                base = self.source if os.path.isdir(self.source) else os.path.dirname(self.source)
+                path = os.path.join(base, path)
+            return path, _f(item.get("start")), _f(item.get("end"))
+        table = self._load()
+        item_id = str(item.get("id"))
+        if table is None:
+            raise LookupError(self.error or "the dataset is not available")
+        if item_id not in table.index:
+            raise LookupError(f"item {item_id!r} is not in the dataset {self.source!r}")
+        row = table.loc[item_id]
+        return str(row["file"]), _f(row.get("start")), _f(row.get("end"))
+
+    def _load(self):
+        if self._table is None and self.error is None:
+            if not self.source or not os.path.exists(self.source):
+                self.error = f"the dataset {self.source!r} is not available on this machine"
+                return None
+            try:
+                from ..data import load_dataset
+
+                # the audit already accepted these paths (it may have run with
+                # --allow-outside-root); the report only reads the same audio again
+                self._table = load_dataset(self.source, allow_outside_root=True).table
+            except Exception as exc:  # noqa: BLE001 - shown as a note
+                self.error = f"cannot read the dataset {self.source!r}: {exc}"
+        return self._table
+
+
+def _f(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def pick(candidates: list[tuple[dict, dict, str]], max_items: int = MAX_ITEMS
+         ) -> list[tuple[dict, dict, str]]:
+    """The most severe pairs first (largest |change|), at most half of the picks from one
+    test and two from one item, no item heard twice under one condition; rows whose prediction did not change at
+    all are left out (nothing to hear)."""
+    pool = []
+    for order, (entry, row, anchor) in enumerate(candidates):
+        ch = row.get("change")
+        if ch == 0 or (ch is None and row.get("clean") == row.get("perturbed")):
+            continue
+        pool.append((-(abs(ch) if isinstance(ch, (int, float)) else 0.0), order, entry, row, anchor))
+    pool.sort(key=lambda t: (t[0], t[1]))
+    per_test_cap = max(1, (max_items + 1) // 2)
+    chosen, seen, per_test, per_item = [], set(), {}, {}
+    for _, _, entry, row, anchor in pool:
+        key = (row["id"], row["condition"])
+        if key in seen or per_test.get(entry["test"], 0) >= per_test_cap or per_item.get(row["id"], 0) >= 2:
+            continue
+        seen.add(key)
+        per_test[entry["test"]] = per_test.get(entry["test"], 0) + 1
+        per_item[row["id"]] = per_item.get(row["id"], 0) + 1
+        chosen.append((entry, row, anchor))
+        if len(chosen) >= max_items:
+            break
+    return chosen
+
+
+def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: int, seed: int
+            ) -> np.ndarray:
+    """The signal the model heard: item audio at ``sr`` Hz, perturbed as the engine does."""
+    from .. import audio
+    from ..perturb import from_spec
+    from ..seeding import derive_rng
+
+    path, start, end = items.locate({**item, "id": item_id})
+    signal, sr_native = audio.read(path, start, end)
+    x = audio.resample(signal, sr_native, sr)
+    if spec is None:
+        return x
+    pert = from_spec(spec)
+    return pert(x, sr, derive_rng(seed, item_id, pert.key))
+
+
+def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int = MAX_ITEMS,
+          max_seconds: float = MAX_SECONDS, budget: int = BUDGET_BYTES
+          ) -> tuple[list[Clip], list[str]]:
+    """Clips for the chosen worst items and notes about what could not be embedded.
+
+    ``candidates`` are (test entry, normalised worst row from :func:`plots.worst_rows`,
+    anchor).  The "before" side is the item under the row's baseline condition (clean
+    audio unless a baseline spec is given; for paired recordings the reference recording's
+    item), the "after" side the item under the condition.
+    """
+    from .. import audio
+
+    notes: list[str] = []
+    clips: list[Clip] = []
+    items = _Items(doc)
+    seed = int(doc.get("seed", 0) or 0)
+    rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
+             for m in doc.get("models", [])}
+    used = 0
+    chosen = pick(candidates, max_items)
+    if len(candidates) > len(chosen):
+        notes.append(f"The {len(chosen)} largest changes of {len(candidates)} listed items are "
+                     f"shown (at most {max_items}, at most half from one test; unchanged items are "
+                     "left out).")
+    over_budget = 0
+    for entry, row, anchor in chosen:
+        raw = row.get("raw") or {}
+        clip = Clip(entry["test"], entry["model"], entry["dimension"], anchor, row["id"],
+                    row["condition"], row.get("clean"), row.get("perturbed"), row.get("change"))
+        clips.append(clip)
+        try:
+            sr = rates.get(entry["model"], SAMPLING_RATE)
+            after_spec = row.get("spec")
+            before_spec = condition_spec(raw.get("baseline"))
+            before_id = str(raw.get("reference_id") or row["id"])
+            if after_spec is None and before_id == row["id"]:
+                raise ValueError("no perturbation to re-create for this item")
+            before_item = {} if before_id != row["id"] else raw
+            x = _render(items, before_item, before_id, before_spec, sr, seed)
+            y = _render(items, raw, row["id"], after_spec, sr, seed)
+            x16, y16 = audio.resample(x, sr, SAMPLING_RATE), audio.resample(y, sr, SAMPLING_RATE)
+            n = int(max_seconds * SAMPLING_RATE)
+            clip.cut = max(len(x16), len(y16)) > n
+            clip.seconds = round(min(max(len(x16), len(y16)), n) / SAMPLING_RATE, 2)
+            clip.before_label = "clean" if before_spec is None and before_id == row["id"] else (
+                condition_label(raw.get("baseline")) if before_spec else f"reference recording ({before_id})")
+            uri_c, uri_p = wav_data_uri(x16[:n]), wav_data_uri(y16[:n])
+            from .svg import waveform
+
+            clip.before_wave, clip.after_wave = waveform(x16[:n]), waveform(y16[:n], css="after")
+            if used + len(uri_c) + len(uri_p) > budget:
+                over_budget += 1
+                clip.note = "not embedded: the report's audio size budget is used up"
+                continue
+            used += len(uri_c) + len(uri_p)
+            clip.clean_uri, clip.perturbed_uri = uri_c, uri_p
+        except Exception as exc:  # noqa: BLE001 - degrade to a note
+            clip.note = ("audio not available: the dataset cannot be read (see the note above)"
+                         if items.error else f"audio not available: {exc}")
+    if items.error:
+        notes.append(f"Audio could not be embedded: {items.error}.")
+    if over_budget:
+        notes.append(f"{over_budget} pair(s) left out to keep the embedded audio under "
+                     f"{budget / 1e6:.1f} MB.")
+    if any(c.clean_uri for c in clips):
+        notes.append(f"Audio is re-created from the dataset with the audit seed (what the model "
+                     f"heard), resampled to {SAMPLING_RATE // 1000} kHz 16-bit for playback and cut "
+                     f"to the first {max_seconds:g} s; levels are not normalised.")
+    return clips, notes

@@ -1,0 +1,141 @@
+"""``junit.xml``: one test case per test × model × dimension, for CI dashboards.
+
+* ``classname`` is ``sertest.<topic>.<test>`` and ``name`` is ``<model>.<dimension>``;
+* a ``fail`` verdict is a ``<failure>`` whose message names the failing measurements
+  (metric, group, value, CI and threshold); a crashed test (``error``) is an ``<error>``
+  with the exception message, so CI tools count it as broken, never as passed;
+* ``skipped`` and ``inconclusive`` become ``<skipped>`` with the reason (inconclusive: the
+  confidence interval straddles the threshold, so the data cannot tell);
+* random baselines are reference points, not software under test: their cases are
+  ``<skipped>`` with their measured verdict in the message, so they never turn CI red;
+* every measurement is kept as ``<properties>``: ``ccc[female]`` = the value, and
+  ``ccc[female].ci_low``, ``.ci_high``, ``.n``, ``.threshold``, ``.verdict``.
+
+No timestamps or durations are written, so the same results give the same file.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from ..results import Results
+
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(text: Any) -> str:
+    """Text safe for XML 1.0 (control characters that XML cannot hold are dropped)."""
+    return _INVALID_XML.sub("", str(text))
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def describe(m: dict) -> str:
+    """``ccc[female] = 0.41 [0.35, 0.47] (threshold > 0.5, n = 120): fail``."""
+    name = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
+    ci = m.get("ci")
+    ci_text = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci and len(ci) == 2 else ""
+    thr = (m.get("threshold") or {}).get("text")
+    extra = ", ".join(x for x in (f"threshold {thr}" if thr else "",
+                                   f"n = {m['n']}" if m.get("n") is not None else "") if x)
+    return f"{name} = {_num(m.get('value'))}{ci_text}" + (f" ({extra})" if extra else "") + \
+        f": {m.get('verdict')}"
+
+
+def _is_ref(model: dict | None) -> bool:
+    return bool(model) and (model.get("role") == "baseline"
+                            or (model.get("info") or {}).get("format") == "random")
+
+
+def _message(entry: dict, verdicts: tuple[str, ...]) -> str:
+    bad = [m for m in entry.get("measurements", []) if m.get("verdict") in verdicts]
+    if not bad:
+        return entry.get("error") or entry.get("reason") or entry["verdict"]
+    head = "; ".join(describe(m) for m in bad[:5])
+    return head + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+
+
+def render(results: Results) -> str:
+    """The JUnit XML document as a string."""
+    doc = results.doc
+    models = {m["name"]: m for m in doc.get("models", [])}
+    suite_name = (doc.get("suite") or {}).get("name", "suite")
+    root = ET.Element("testsuites", name=_clean(f"sertest {suite_name}"))
+    by_model: dict[str, list[dict]] = {}
+    for t in doc.get("tests", []):
+        by_model.setdefault(t["model"], []).append(t)
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for model, entries in by_model.items():
+        ref = _is_ref(models.get(model))
+        suite = ET.SubElement(root, "testsuite", name=_clean(f"{suite_name}: {model}"))
+        props = ET.SubElement(suite, "properties")
+        info = models.get(model, {})
+        for key, value in (("model", model), ("role", info.get("role", "")),
+                           ("fingerprint", info.get("fingerprint", "")), ("seed", doc.get("seed")),
+                           ("dataset", (doc.get("dataset") or {}).get("name", "")),
+                           ("sertest_version", doc.get("sertest_version", ""))):
+            ET.SubElement(props, "property", name=key, value=_clean(value))
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        for t in entries:
+            counts["tests"] += 1
+            case = ET.SubElement(suite, "testcase",
+                                 classname=_clean(f"sertest.{t.get('topic', 'other')}.{t['test']}"),
+                                 name=_clean(f"{model}.{t['dimension']}"), time="0")
+            cprops = ET.SubElement(case, "properties")
+            ET.SubElement(cprops, "property", name="verdict", value=_clean(t["verdict"]))
+            for m in t.get("measurements", []):
+                key = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
+                ci = m.get("ci") or [None, None]
+                value = m.get("value")
+                ET.SubElement(cprops, "property", name=_clean(key),
+                              value="n/a" if value is None else _clean(value))
+                for suffix, value in ((".ci_low", ci[0]), (".ci_high", ci[1]),
+                                      (".n", m.get("n")),
+                                      (".threshold", (m.get("threshold") or {}).get("text")),
+                                      (".verdict", m.get("verdict"))):
+                    if value is not None:
+                        ET.SubElement(cprops, "property", name=_clean(key + suffix),
+                                      value=_clean(value))
+            verdict = t["verdict"]
+            if ref:
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=_clean(
+                    f"random baseline (a reference, not judged in CI); measured verdict "
+                    f"{verdict}: {_message(t, ('fail', 'inconclusive'))}"))
+            elif verdict == "fail":
+                counts["failures"] += 1
+                msg = _message(t, ("fail",))
+                el = ET.SubElement(case, "failure", message=_clean(msg), type="fail")
+                el.text = _clean("\n".join(describe(m) for m in t.get("measurements", [])))
+            elif verdict == "error":
+                counts["errors"] += 1
+                el = ET.SubElement(case, "error", message=_clean(t.get("error", "test crashed")),
+                                   type="error")
+                el.text = _clean(t.get("traceback") or t.get("error", ""))
+            elif verdict == "inconclusive":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=_clean(
+                    "inconclusive: the confidence interval straddles the threshold: "
+                    + _message(t, ("inconclusive",))))
+            elif verdict == "skipped":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=_clean(t.get("reason") or "skipped"))
+            if t.get("notes"):
+                out = ET.SubElement(case, "system-out")
+                out.text = _clean("\n".join(str(n) for n in t["notes"]))
+        for k, v in counts.items():
+            suite.set(k, str(v))
+            totals[k] += v
+        suite.set("time", "0")
+    for k, v in totals.items():
+        root.set(k, str(v))
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
