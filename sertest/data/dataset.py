@@ -178,6 +178,9 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
         if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
             raise DataError(f"{_where(path, pos, line_offset)}, column 'file': empty path")
         value = str(value).strip()
+        if "\x00" in value:
+            raise DataError(f"{_where(path, pos, line_offset)}, column 'file': path contains a "
+                            "NUL character")
         full = value if os.path.isabs(value) else os.path.join(root, value)
         full = os.path.normpath(full)
         if not allow_outside_root:
