@@ -12,7 +12,12 @@ AUDIT_OUT ?= reports/bundled-corpus
 AUDIT_SUITE ?= quick
 AUDIT_MODELS ?= $(if $(wildcard examples/models/wav2small.onnx),--model examples/models/wav2small.onnx,--model random:gaussian --model random:categorical)
 
-.PHONY: help venv system-deps test audit corpus models bench clean lint
+.PHONY: help venv system-deps test audit corpus models reports bench clean lint
+
+REF := examples/models
+REF_MODELS := --model teacher=$(REF)/teacher --model wav2small=$(REF)/wav2small.onnx \
+	--model wav2small-int8=$(REF)/wav2small-int8.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
+	--model mobilenetv3=$(REF)/mobilenetv3.onnx
 
 help:
 	@echo "make audit  - audit on the bundled corpus, reports in $(AUDIT_OUT)"
@@ -51,6 +56,19 @@ audit: $(VENV)/.core
 bench: $(VENV)/.dev
 	$(BIN)/pip install -q audinterface
 	$(BIN)/python benchmarks/bench.py --out benchmarks/results.json
+
+# Retrain the reference models in examples/models (about 30 min on 2 cores).
+models: $(VENV)/.dev
+	nice -n 10 $(BIN)/python examples/distill/distill.py all
+
+# Published example audits of the reference models (HTML + JSON), see reports/README.md.
+reports: $(VENV)/.dev
+	$(BIN)/sertest run $(REF_MODELS) --suite default --out reports/default --no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest run $(REF_MODELS) --suite ser-tests --out reports/ser-tests --no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
+		--reference teacher=$(REF)/teacher --data sertest/data/corpus/real --suite quick \
+		--out reports/label-free-real-speech --no-progress || [ $$? -eq 1 ]
+	rm -f reports/*/timings.json.tmp*
 
 corpus: $(VENV)/.dev system-deps
 	$(BIN)/python scripts/make_corpus.py --out sertest/data/corpus
