@@ -210,6 +210,18 @@ def test_speaker_ranking_needs_enough_speakers():
     assert out.skipped and "min_samples" in out.skipped
 
 
+def test_speaker_ranking_skips_when_speakers_do_not_differ_in_truth():
+    table = labelled_table()
+    rng = np.random.default_rng(3)
+    table["arousal"] = rng.uniform(0, 1, len(table))  # same distribution for every speaker
+    ctx = make_ctx(table, {"m": dims_frame(table, table["arousal"])})
+    out = run("correctness_speaker_ranking", ctx, "m", "arousal")
+    assert out.skipped and "ANOVA" in out.skipped
+    forced = run("correctness_speaker_ranking", ctx, "m", "arousal",
+                 params={"speaker_difference_p": None})
+    assert not forced.skipped and values(forced)[None] is not None
+
+
 def test_classification_metrics_confusion_matrix_and_never_predicted_class():
     table = labelled_table()
     pred = table["emotion"].replace({"sadness": "neutral"})  # sadness is never predicted

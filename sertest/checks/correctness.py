@@ -511,19 +511,35 @@ class SpeakerRanking(_SpeakerCheck):
     Judged **signed** (``> 0.7``): ser-tests compared ``|rho| > 0.7``, so a model that
     ranks speakers in reverse order passed; here it fails.  Speakers need ``min_samples``
     items; at least ``min_speakers`` speakers are needed.  CI: bootstrap over speakers.
+
+    Applicability (dimensions): a ranking can only be reproduced if the speakers' true
+    means differ.  If a one-way ANOVA of the truth by speaker does not reject equal means
+    at ``speaker_difference_p`` (default 0.05) — e.g. a corpus balanced so that every
+    speaker reads every emotion — the test is skipped with the p-value as the reason
+    (``speaker_difference_p: null`` always measures).
     """
 
     id = "correctness_speaker_ranking"
     topic = "correctness"
     description = "rank correlation of per-speaker averages (signed)"
     metrics = {"spearman": "> 0.7"}
-    defaults = {"min_samples": 10, "min_speakers": 5}
+    defaults = {"min_samples": 10, "min_speakers": 5, "speaker_difference_p": 0.05}
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         frame, labels, out = self._select(ctx, model, target)
         if frame is None:
             return out
         key = f"{self.id}/{model}/{target}"
+        alpha = self.params["speaker_difference_p"]
+        if not labels and alpha is not None:
+            from scipy.stats import f_oneway
+
+            groups = [g.to_numpy(float) for _, g in frame.groupby("speaker")["truth"]]
+            p_value = float(f_oneway(*groups).pvalue) if len(groups) > 1 else float("nan")
+            if not (p_value < alpha):
+                return Outcome(skipped=(
+                    f"the speakers' true mean {target} values do not differ (one-way ANOVA "
+                    f"p = {p_value:.2g} >= {alpha:g}): there is no speaker ranking to reproduce"))
         if not labels:
             means = frame.groupby("speaker")[["truth", "prediction"]].mean()
             series = {None: (means["truth"], means["prediction"])}
