@@ -142,12 +142,15 @@ def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
 
 
 def peak_rss_mb(model_spec, manifest, suite) -> float:
-    code = ("import sys, resource; sys.path.insert(0, %r)\n"
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec (it would report our own peak)
+    code = ("import sys; sys.path.insert(0, %r)\n"
             "from sertest.engine import audit\n"
-            "audit([%r], %r, %r, cache=False, baselines=False, renderers=(), profile=False, progress=False)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n") % (REPO, model_spec, manifest, suite)
+            "from sertest.efficiency import _status_mb\n"
+            "audit([%r], %r, %r, cache=False, baselines=False, renderers=(), profile=False,"
+            " progress=False, allow_outside_root=True)\n"
+            "print(_status_mb('VmHWM'))\n") % (REPO, model_spec, manifest, suite)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def replicate(dataset, times: int, folder: str) -> str:

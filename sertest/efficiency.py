@@ -22,23 +22,28 @@ import sys
 from typing import Any
 
 
-def _rss_mb() -> float:
+def _status_mb(key: str) -> float:
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``), MB.
+
+    ``VmHWM`` (peak resident set) starts afresh with the new address space of an exec;
+    ``getrusage().ru_maxrss`` does not (Linux keeps it across execve, so a subprocess
+    forked from a large parent would report the parent's peak).
+    """
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
 
 def _measure(spec: str, options: dict[str, Any], seconds: float) -> dict[str, Any]:
-    import resource
     import time
 
     import numpy as np
 
     from .models import load_model
 
-    before = _rss_mb()
+    before = _status_mb("VmRSS")
     t = time.perf_counter()
     model = load_model(spec, **options)
     load_s = time.perf_counter() - t
@@ -49,7 +54,7 @@ def _measure(spec: str, options: dict[str, Any], seconds: float) -> dict[str, An
     t = time.perf_counter()
     model.predict([x], rngs)
     rtf = (time.perf_counter() - t) / seconds
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _status_mb("VmHWM")
     return {"peak_ram_mb": round(peak - before, 1), "real_time_factor": round(rtf, 5),
             "load_seconds": round(load_s, 3), "profiled_seconds": seconds}
 
