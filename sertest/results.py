@@ -23,6 +23,11 @@ from typing import Any, Iterable
 from .checks.verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, score
 
 SCHEMA = "sertest/results@1"
+_NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
+#: an array whose items are all numbers (or null/true/false), spread over several lines
+#: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
+_FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
+_SPACE = __import__("re").compile(r"\s+")
 TOPICS = ("correctness", "fairness", "robustness")
 
 
@@ -131,8 +136,11 @@ class Results:
 
     # -- I/O ------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(self.doc, indent=1, sort_keys=False, ensure_ascii=False,
-                          allow_nan=False) + "\n"
+        """Indented JSON with arrays of numbers (plot data) kept on one line each."""
+        text = json.dumps(self.doc, indent=1, sort_keys=False, ensure_ascii=False,
+                          allow_nan=False)
+        return _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
+                               text) + "\n"
 
     def write(self, out: str, renderers: Iterable[str] = ("html", "junit", "markdown")) -> None:
         """Write results.json, timings.json and the requested renderings into ``out``."""

@@ -160,3 +160,22 @@ def test_efficiency_profile_measures_the_model_alone(tiny_data, onnx_model):
     # a fresh process: its peak is the model's, not this (much larger) test process's
     assert 0 < prof["peak_ram_mb"] < _status_mb("VmHWM")
     assert 0 < prof["real_time_factor"] < 1
+
+
+def test_label_free_mode_with_a_reference_model(tiny_data, onnx_model, tmp_path):
+    """--reference: the reference model's clean predictions are the truth; it is not scored."""
+    df = pd.read_csv(tiny_data).drop(columns=["arousal", "dominance", "valence"])
+    unlabelled = tiny_data.parent / "unlabelled.csv"
+    df.to_csv(unlabelled, index=False)
+    res = audit(["random:gaussian"], str(unlabelled), "smoke", reference=onnx_model,
+                out=str(tmp_path / "o"), cache=False, baselines=False)
+    assert res.doc["reference"] == "m"
+    assert [m["role"] for m in res.doc["models"]] == ["candidate", "reference"]
+    assert set(res.doc["summary"]["models"]) == {"random-gaussian"}
+    assert {t["model"] for t in res.tests} == {"random-gaussian"}
+    assert all(t["verdict"] != "skipped" for t in res.tests)  # truth came from the reference
+    assert (tmp_path / "o" / "summary.md").exists() and (tmp_path / "o" / "report.html").exists()
+    same = audit([onnx_model], str(unlabelled), "smoke", reference=onnx_model, cache=False,
+                 baselines=False)
+    ccc = same.result("correctness_regression", dimension="arousal").measurements()[0]
+    assert ccc["metric"] == "ccc" and ccc["value"] == pytest.approx(1.0)

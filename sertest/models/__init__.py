@@ -99,7 +99,9 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        extra = {"torch": "torch", "hf": "hf"}.get(kind, kind)
+        if (exc.name or "").startswith("sertest"):
+            raise
+        extra = {"torch": "torch", "hf": "hf", "callable": "torch"}.get(kind, kind)
         raise UsageError(
             f"--model {spec!r}: the {kind!r} adapter needs a missing package ({exc.name}); "
             f"install it with: pip install 'sertest[{extra}]'") from exc

@@ -416,7 +416,9 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
                              "traceback": None})
         for n in e.get("notes") or []:
             notes.append((e["model"], str(n)))
-        if e.get("plots"):
+        # random baselines' fairness and robustness plots show noise about noise: their
+        # numbers stay in the tables, their plots are left out to keep the page light
+        if e.get("plots") and not (ref_of.get(e["model"], False) and e.get("topic") != "correctness"):
             thresholds = {m["metric"]: m["threshold"] for m in e.get("measurements", [])
                           if m.get("threshold")}
             views = render_plots(e["plots"], dimension=dim, thresholds=thresholds)

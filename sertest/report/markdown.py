@@ -28,6 +28,8 @@ def render(results: Results) -> str:
     out.append("| model | role | score | correctness | fairness | robustness | pass | fail | inconclusive | error |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
     for m in doc["models"]:
+        if m["name"] not in doc["summary"]["models"]:  # a reference model is not scored
+            continue
         s = doc["summary"]["models"][m["name"]]
         c = s["counts"]
         out.append(f"| {_esc(m['name'])} | {m['role']} | {_num(s['score'])} | "

@@ -29,6 +29,8 @@ def summary_text(results: Results, verbose: bool = False) -> str:
     lines.append(f"{'model':<{width}}  {'role':<9}  score  " + "  ".join(
         f"{t[:11]:>11}" for t in ("correctness", "fairness", "robustness")) + "  pass/fail/inc/err/skip")
     for m in doc["models"]:
+        if m["name"] not in doc["summary"]["models"]:  # a reference model is not scored
+            continue
         s = doc["summary"]["models"][m["name"]]
         c = s["counts"]
         lines.append(f"{m['name']:<{width}}  {m['role']:<9}  {fmt(s['score']):>5}  " + "  ".join(
