@@ -101,7 +101,7 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     except ModuleNotFoundError as exc:
         if (exc.name or "").startswith("sertest"):
             raise
-        extra = {"torch": "torch", "hf": "hf", "callable": "torch"}.get(kind, kind)
+        extra = {"torch": "torch", "hf": "hf"}.get(kind, kind)
         raise UsageError(
             f"--model {spec!r}: the {kind!r} adapter needs a missing package ({exc.name}); "
             f"install it with: pip install 'sertest[{extra}]'") from exc
