@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except SertestError as exc:
         print(f"sertest: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("sertest: interrupted; finished predictions are cached, re-run to resume",
               file=sys.stderr)

@@ -6,25 +6,14 @@ each registers its classes with :func:`register`.  ``from_spec`` rebuilds any of
 
 from __future__ import annotations
 
-import importlib
-
+from .._builtins import import_builtins
 from .base import Perturbation, from_spec, register, registry
 
 _BUILTIN_MODULES = ("noise", "filters", "codecs", "rooms", "pitch", "small_changes")
-_loaded = False
 
 
 def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as exc:  # a family not written yet
-            if exc.name != f"{__name__}.{mod}":
-                raise
+    import_builtins(__name__, _BUILTIN_MODULES)
 
 
 __all__ = ["Perturbation", "from_spec", "register", "registry"]
