@@ -214,9 +214,9 @@ class DoseCheck(Check):
 
         per_level: dict[float, dict[str, Measurement]] = {}
         worst: list[dict] = []
+        base = ctx.prediction(model, target, None, ids)  # clean: the same for every level
         for level in self.levels:
             cond = self.conditions[level]
-            base = ctx.prediction(model, target, None, ids)
             other = ctx.prediction(model, target, cond.perturbation, ids)
             ref_other = (ctx.prediction(reference, target, cond.perturbation, ids)
                          if reference else None)
