@@ -164,8 +164,15 @@ def _speaker_column(ctx: Context) -> str | None:
 
 
 # -- tests ------------------------------------------------------------------------------------
+class _PrimaryCheck(Check):
+    """A check scored on clean audio of the primary items (see :func:`primary_ids`)."""
+
+    def requests(self, ctx: Context) -> list[Request]:
+        return [Request(None, primary_ids(ctx))]
+
+
 @register
-class Regression(Check):
+class Regression(_PrimaryCheck):
     """CCC, PCC and MAE of predictions against the truth, with bootstrap CIs."""
 
     id = "correctness_regression"
@@ -173,9 +180,6 @@ class Regression(Check):
     description = "CCC, PCC and MAE of predicted against true arousal/dominance/valence"
     kinds = ("regression",)
     metrics = {"ccc": "> 0.5", "pcc": "> 0.5", "mae": "< 0.1"}
-
-    def requests(self, ctx: Context) -> list[Request]:
-        return [Request(None, primary_ids(ctx))]
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
@@ -199,7 +203,7 @@ def _edges(bins: int = HIST_BINS) -> list[float]:
 
 
 @register
-class Distribution(Check):
+class Distribution(_PrimaryCheck):
     """Does the prediction distribution match the truth distribution?
 
     Dimensions: Jensen-Shannon distance (base 2, in [0, 1]) between the histograms of truth
@@ -219,9 +223,6 @@ class Distribution(Check):
     description = "distance between the truth and prediction distributions"
     metrics = {"jsd": "< 0.2", "relative_difference_per_class": "abs < 0.15"}
     defaults = {"bins": 10}
-
-    def requests(self, ctx: Context) -> list[Request]:
-        return [Request(None, primary_ids(ctx))]
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
@@ -287,7 +288,7 @@ EXPECTED_RANGES: dict[str, dict[str, list[str]]] = {
 
 
 @register
-class Consistency(Check):
+class Consistency(_PrimaryCheck):
     """Are dimensional predictions consistent with categorical labels?
 
     For each emotion category with an expected range on the audited dimension (e.g. sadness
@@ -335,9 +336,6 @@ class Consistency(Check):
                                  f"{unknown}; known: {sorted(ranges)}")
             expected[str(dim)] = {k: [str(c).lower() for c in v] for k, v in mapping.items()}
         self.expected = expected
-
-    def requests(self, ctx: Context) -> list[Request]:
-        return [Request(None, primary_ids(ctx))]
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         column = self.params["column"]
@@ -402,13 +400,10 @@ def _proportions(frame: pd.DataFrame, column: str, labels: list[str]) -> pd.Data
     return counts.div(sizes.loc[counts.index], axis=0)
 
 
-class _SpeakerCheck(Check):
+class _SpeakerCheck(_PrimaryCheck):
     """Shared selection of speakers with enough items (and enough items per class)."""
 
     kinds = ("regression", "classification")
-
-    def requests(self, ctx: Context) -> list[Request]:
-        return [Request(None, primary_ids(ctx))]
 
     def _select(self, ctx: Context, model: str, target: str
                 ) -> tuple[pd.DataFrame | None, list[str], Outcome]:
@@ -565,7 +560,7 @@ class SpeakerRanking(_SpeakerCheck):
 
 
 @register
-class Classification(Check):
+class Classification(_PrimaryCheck):
     """UAR, UAP, per-class recall and precision of the emotion classifier.
 
     Classes: the model's classes that occur in the truth (items with other true classes are
@@ -583,9 +578,6 @@ class Classification(Check):
     metrics = {"uar": "> 0.5", "uap": "> 0.5", "recall_per_class": "> 0.5",
                "precision_per_class": "> 0.5"}
     defaults = {"labels": None}
-
-    def requests(self, ctx: Context) -> list[Request]:
-        return [Request(None, primary_ids(ctx))]
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
