@@ -51,6 +51,7 @@ class F0Estimator(Model):
     batchable = True
     #: outputs are in Hz, not in the [0, 1] range of emotion dimensions
     output_range = None
+    concurrent = True  # pure numpy, no state
 
     def __init__(self, name: str = "sertest-f0", sampling_rate: int = 16000,
                  fmin: float = 50.0, fmax: float = 500.0, threshold: float = 0.15,

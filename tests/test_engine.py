@@ -179,3 +179,41 @@ def test_label_free_mode_with_a_reference_model(tiny_data, onnx_model, tmp_path)
                  baselines=False)
     ccc = same.result("correctness_regression", dimension="arousal").measurements()[0]
     assert ccc["metric"] == "ccc" and ccc["value"] == pytest.approx(1.0)
+
+
+def _counting_model(concurrent: bool, pause_s: float = 0.02):
+    """A callable model that records how many of its calls overlapped."""
+    import threading
+    import time
+
+    from sertest.models.callable import CallableModel
+
+    state = {"inside": 0, "most": 0}
+    lock = threading.Lock()
+
+    def f(signals, sampling_rate):
+        with lock:
+            state["inside"] += 1
+            state["most"] = max(state["most"], state["inside"])
+        time.sleep(pause_s)
+        with lock:
+            state["inside"] -= 1
+        return np.tile([0.5, 0.5, 0.5], (len(signals), 1))
+
+    model = CallableModel(f, "tests:counting", name="counting",
+                          labels=["arousal", "dominance", "valence"])
+    model.concurrent = concurrent
+    return model, state
+
+
+def test_models_not_declared_concurrent_take_turns(tiny_data):
+    serial, state = _counting_model(concurrent=False)
+    assert not serial.concurrent  # user callables are not assumed thread-safe
+    audit([serial], str(tiny_data), "smoke", cache=False, jobs=4, baselines=False, renderers=())
+    assert state["most"] == 1
+    # the same model declared concurrent is called from several worker threads at once
+    parallel, state = _counting_model(concurrent=True)
+    res = audit([parallel], str(tiny_data), "smoke", cache=False, jobs=4, baselines=False,
+                renderers=())
+    assert state["most"] > 1
+    assert res.timings["computed"] == 40 * 2  # the model and the signal statistics

@@ -133,3 +133,21 @@ def test_random_baselines_are_seeded_per_item():
     p = c.predict([np.ones(1, dtype="float32")] * 4000, [np.random.default_rng([9, i]) for i in range(4000)])
     assert set(p.sum(1)) == {1.0}
     assert np.allclose(p.mean(0), 0.25, atol=0.03)
+
+
+def test_session_threads_follow_the_engine_unless_fixed(tmp_path, monkeypatch):
+    monkeypatch.delenv("SERTEST_THREADS", raising=False)
+    path = make_onnx_model(os.fspath(tmp_path / "m.onnx"))
+    m = load_model(path)
+    x = [np.random.default_rng(0).standard_normal(8000).astype(np.float32)]
+    before = m.predict(x)
+    cpus = os.cpu_count() or 1
+    m.use_threads(cpus)  # as many concurrent calls as CPUs: one thread each
+    assert m._session_threads == 1
+    np.testing.assert_array_equal(m.predict(x), before)
+    m.use_threads(1)
+    assert m._session_threads == cpus
+    monkeypatch.setenv("SERTEST_THREADS", "3")
+    fixed = load_model(path)
+    fixed.use_threads(cpus)
+    assert fixed._session_threads == 3  # the user's choice wins

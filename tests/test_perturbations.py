@@ -330,13 +330,13 @@ def test_amr_polarity_and_delay_compensated(seed, sr, bitrate):
 
 @pytest.mark.parametrize("spec", CODECS, ids=lambda s: json.dumps(s, sort_keys=True))
 @quick(2)
-@given(seed=st.integers(0, 2**31 - 1), sr=st.sampled_from([8000, 16000, 48000]))
+@given(seed=st.integers(0, 2**31 - 1), sr=st.sampled_from([8000, 16000, 22050, 48000]))
 def test_codecs_change_but_keep_the_signal(spec, seed, sr):
     x = speechlike(np.random.default_rng(seed), sr, 0.8)
     y = from_spec(spec)(x, sr, derive_rng(seed))
     assert y.shape == x.shape
     assert np.max(np.abs(y - x)) > 1e-3  # something happened
-    assert_aligned_same_polarity(y, x, sr, 48000 if spec["name"] == "opus" else 8000)
+    assert_aligned_same_polarity(y, x, sr, sr if spec["name"] == "opus" else 8000)
 
 
 def test_codec_handles_input_above_full_scale():
@@ -534,3 +534,13 @@ def test_small_change_lengths_and_drawn_values(seed, sr):
     gain = from_spec("gain_small")
     y = gain(x, sr, derive_rng(seed, "gain"))
     np.testing.assert_allclose(y, x * 10 ** (gain.last_parameters["gain_db"] / 20), rtol=1e-6)
+
+
+@pytest.mark.parametrize("sr,coded", [(16000, 16000), (8000, 8000), (22050, 48000)])
+def test_opus_codes_at_the_input_rate_when_libopus_takes_it(sr, coded, monkeypatch):
+    from sertest.perturb import codecs
+
+    monkeypatch.setattr(codecs, "_ALIGN", {})  # alignment is measured per (codec, rate)
+    x = speechlike(np.random.default_rng(0), sr, 0.5)
+    from_spec({"name": "opus", "bitrate": 16000})(x, sr, derive_rng(0))
+    assert set(codecs._ALIGN) == {("opus", 16000, coded)}

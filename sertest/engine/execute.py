@@ -2,10 +2,14 @@
 
 Work is cut into *units*, one per item: decode the file once, resample once per model
 sampling rate, apply each needed condition, then run each model on all of the item's
-signals of equal length in one call.  Decoding and perturbing run in worker threads ahead
-of inference (``jobs``), in a bounded window so memory does not grow with the dataset.
-Every random draw derives from (seed, item, condition), and a unit's batches depend only
-on the unit, so results never depend on the number of workers or their timing.
+signals of equal length in one call.  ``jobs`` worker threads each take whole units, so
+one unit's perturbations overlap another's inference; models that are not
+:attr:`~sertest.models.base.Model.concurrent` are called by one thread at a time, and
+concurrent ones are told (:meth:`~sertest.models.base.Model.use_threads`) to split the
+CPUs between the workers instead of oversubscribing them.  At most ``2 * jobs + 2`` units
+are in flight, so memory does not grow with the dataset.  Every random draw derives from
+(seed, item, condition), and a unit's batches depend only on the unit, so results never
+depend on the number of workers or their timing.
 """
 
 from __future__ import annotations
@@ -209,27 +213,39 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                 if on_unit:
                     on_unit(i + 1, len(todo))
         elif jobs <= 1:
+            for m in models.values():
+                if m.concurrent:
+                    m.use_threads(1)
             for i, unit in enumerate(todo):
                 prepared = prepare_unit(unit, conditions, seed)
                 consume(infer_unit(prepared, models, seed, timeout, hung))
                 if on_unit:
                     on_unit(i + 1, len(todo))
         else:
+            guarded = _serialised(models, jobs)
+
+            def work(unit: Unit) -> UnitOutcome:
+                return infer_unit(prepare_unit(unit, conditions, seed), guarded, seed,
+                                  timeout, hung)
+
             window = 2 * jobs + 2
-            with ThreadPoolExecutor(jobs) as pool:
+            with ThreadPoolExecutor(jobs, thread_name_prefix="sertest-unit") as pool:
                 it = iter(todo)
-                futures = [pool.submit(prepare_unit, u, conditions, seed)
-                           for _, u in zip(range(window), it)]
+                futures = [pool.submit(work, u) for _, u in zip(range(window), it)]
                 done = 0
-                while futures:
-                    prepared = futures.pop(0).result()
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        futures.append(pool.submit(prepare_unit, nxt, conditions, seed))
-                    consume(infer_unit(prepared, models, seed, timeout, hung))
-                    done += 1
-                    if on_unit:
-                        on_unit(done, len(todo))
+                try:
+                    while futures:  # consumed in submission order: deterministic
+                        outcome = futures.pop(0).result()
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            futures.append(pool.submit(work, nxt))
+                        consume(outcome)
+                        done += 1
+                        if on_unit:
+                            on_unit(done, len(todo))
+                finally:
+                    for f in futures:
+                        f.cancel()
     finally:
         cache.put_many(pending)
         pending.clear()
@@ -238,6 +254,39 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     errors.sort(key=lambda e: (e.item_id, e.stage, e.condition or "", e.model or ""))
     stats.wall_seconds = time.perf_counter() - t0
     return store, errors, stats
+
+
+class _Serialised:
+    """A model whose :meth:`predict` calls take turns (for models that are not
+    :attr:`~sertest.models.base.Model.concurrent`); every other attribute is the model's
+    own (deliberately not a :class:`Model` subclass, whose class defaults would shadow
+    them)."""
+
+    def __init__(self, model: Model) -> None:
+        import threading
+
+        self._model = model
+        self._lock = threading.Lock()
+
+    def predict(self, signals, rngs=None):
+        with self._lock:
+            return self._model.predict(signals, rngs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+
+def _serialised(models: dict[str, Model], jobs: int) -> dict[str, Model]:
+    """The models as ``jobs`` threads may call them: concurrent ones told to share the
+    CPUs, the others behind a lock."""
+    out: dict[str, Model] = {}
+    for name, model in models.items():
+        if model.concurrent:
+            model.use_threads(jobs)
+            out[name] = model
+        else:
+            out[name] = _Serialised(model)
+    return out
 
 
 @dataclass

@@ -23,6 +23,7 @@ class SignalStats(Model):
     dimensions = ("clipped_fraction", "peak_dbfs", "rms_dbfs", "duration_s")
     classes = ()
     output_range = None
+    concurrent = True  # pure numpy, no state
 
     def __init__(self, sampling_rate: int = 16000) -> None:
         self.sampling_rate = int(sampling_rate)

@@ -79,6 +79,9 @@ class Model:
     #: declared range of the regression dimensions; predictions further than
     #: ``RANGE_TOLERANCE`` outside it are reported as item errors, never used silently.
     output_range: tuple[float, float] | None = (0.0, 1.0)
+    #: ``True`` if :meth:`predict` may run in several threads at once (stateless numpy code,
+    #: ONNX Runtime sessions).  Otherwise the engine serialises the model's calls.
+    concurrent: bool = False
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -148,6 +151,11 @@ class Model:
     def info(self) -> ModelInfo:
         return ModelInfo(name=self.name, format="unknown", sampling_rate=self.sampling_rate,
                          dimensions=self.dimensions, classes=self.classes)
+
+    def use_threads(self, calls: int) -> None:
+        """Prepare for up to ``calls`` concurrent :meth:`predict` calls (only asked of
+        :attr:`concurrent` models): e.g. give each call ``CPUs // calls`` threads so the
+        machine is used fully but not oversubscribed.  Default: nothing to do."""
 
     def close(self) -> None:
         """Release sessions and threads."""

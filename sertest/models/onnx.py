@@ -31,7 +31,16 @@ from .base import CATEGORIES, DIMENSIONS, Model, ModelInfo, file_digest, path_si
 
 
 class OnnxModel(Model):
-    """An onnxruntime session around a raw-waveform ONNX graph."""
+    """An onnxruntime session around a raw-waveform ONNX graph.
+
+    Threads: ``threads`` (or the environment variable ``SERTEST_THREADS``) fixes the
+    session's intra-op threads; otherwise the engine sets them with :meth:`use_threads`
+    (CPUs divided by the number of concurrent calls).  Idle threads sleep instead of
+    spinning, so decoding and perturbing on the same cores are not slowed down.
+    """
+
+    #: ONNX Runtime's ``InferenceSession.run`` is thread-safe
+    concurrent = True
 
     def __init__(self, path: str, *, name: str | None = None,
                  labels: dict[str, list[str]] | None = None, sampling_rate: int = 16000,
@@ -45,7 +54,8 @@ class OnnxModel(Model):
         self._threads = threads
         self._init_args = dict(path=path, name=name, labels=labels, sampling_rate=sampling_rate,
                                threads=threads, fmt=fmt, size_path=size_path)
-        self.session = self._open_session()
+        self._session_threads: int | None = None
+        self.session = self._open_session(threads or _env_threads())
         inputs = [i for i in self.session.get_inputs() if "float" in i.type]
         if len(inputs) != 1:
             raise ModelError(
@@ -78,20 +88,30 @@ class OnnxModel(Model):
         self._plan_outputs()
         self._meta = dict(meta)
 
-    def _open_session(self):
+    def _open_session(self, threads: int | None):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        threads = self._threads or os.environ.get("SERTEST_THREADS")
+        # idle pool threads sleep: spinning ones steal the cores that decode and perturb
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         try:
-            return ort.InferenceSession(self.path, sess_options=opts,
-                                        providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(self.path, sess_options=opts,
+                                           providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
             raise ModelError(f"cannot load ONNX model {self.path}: {exc}") from exc
+        self._session_threads = int(threads) if threads else None
+        return session
+
+    def use_threads(self, calls: int) -> None:
+        if self._threads or _env_threads():
+            return  # fixed by the user
+        want = max(1, (os.cpu_count() or 1) // max(1, int(calls)))
+        if want != self._session_threads:
+            self.session = self._open_session(want)
 
     def __getstate__(self):
         # sessions cannot be pickled: ship the arguments, re-open on the other side
@@ -161,6 +181,11 @@ class OnnxModel(Model):
             path=self.path,
             extra={"input": self._input.name, "dynamic_batch": self.batchable,
                    "outputs": {k: list(v) for k, v in self.labels.items()}})
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("SERTEST_THREADS")
+    return int(value) if value else None
 
 
 def onnx_parameter_count(path: str) -> int | None:

@@ -24,6 +24,7 @@ class RandomGaussian(Model):
     """Truncated normal N(0.5, (1/6)^2) on [0, 1] for each dimension."""
 
     stochastic = True
+    concurrent = True  # draws only from the generators it is given
 
     def __init__(self, name: str = "random-gaussian", sampling_rate: int = 16000,
                  dimensions: tuple[str, ...] = DIMENSIONS) -> None:
@@ -52,6 +53,7 @@ class RandomCategorical(Model):
     """Uniform choice over the classes, returned as a one-hot probability row."""
 
     stochastic = True
+    concurrent = True  # draws only from the generators it is given
 
     def __init__(self, name: str = "random-categorical", sampling_rate: int = 16000,
                  classes: tuple[str, ...] = CATEGORIES) -> None:
