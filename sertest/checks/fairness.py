@@ -550,12 +550,14 @@ class GroupFairness(Check):
         missing = [c for c in cols if c not in ctx.table.columns]
         if missing:
             raise Skip(f"the data has no {', '.join(map(repr, missing))} column")
-        frame = ctx.table.loc[ids, cols]
-        frame = frame.dropna()
-        frame = frame[(frame.astype(str).apply(lambda s: s.str.strip()) != "").all(axis=1)]
+        frame = ctx.table.loc[ids, cols].dropna().astype(str)
+        frame = frame[(frame.apply(lambda s: s.str.strip()) != "").all(axis=1)]
         if frame.empty:
             raise Skip(f"no item has a value in {', '.join(map(repr, cols))}")
-        return frame.astype(str).agg(JOIN.join, axis=1)
+        names = frame[cols[0]]
+        for c in cols[1:]:
+            names = names + JOIN + frame[c]
+        return names
 
     def choose_method(self, ctx: Context, target: str) -> str:
         method = self.params.get("method")

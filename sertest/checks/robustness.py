@@ -406,7 +406,9 @@ def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bo
                  "condition_label": res.other.loc[i], "key": i} for i in order]
     else:
         mag = delta.abs()
-        order = sorted(mag.index, key=lambda i: (-mag.loc[i], str(i)))[:n_worst]
+        # largest change first, ties by id as text (vectorised: this runs per condition)
+        pos = np.lexsort((np.array([str(i) for i in mag.index]), -mag.to_numpy(float)))
+        order = list(mag.index[pos[:n_worst]])
         rows = [{"delta": round(float(delta.loc[i]), 4),
                  "baseline_value": round(float(res.base.loc[i]), 4),
                  "condition_value": round(float(res.other.loc[i]), 4), "key": i} for i in order]
