@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", "-o", default="sertest-results", help="output folder")
     run.add_argument("--seed", type=int, default=0, help="audit seed (default 0)")
     run.add_argument("--jobs", "-j", type=int, default=None,
-                     help="decode/perturb worker threads (default: CPUs, at most 4)")
+                     help="worker threads, each decoding, perturbing and predicting whole items "
+                          "(default: CPUs, at most 4)")
     run.add_argument("--labels", help="output labels for ONNX models without metadata, e.g. "
                                       "'arousal,dominance,valence'")
     run.add_argument("--reference", metavar="SPEC",

@@ -42,7 +42,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         suite: path, bundled suite name, mapping or Suite.
         out: folder for results.json (and the reports); ``None`` writes nothing.
         seed: every random draw derives from it.
-        jobs: decode/perturb worker threads.
+        jobs: worker threads (each decodes, perturbs and predicts whole items).
         cache: cache folder, ``True``/``None`` for the default, ``False`` for none.
         baselines: add the random baselines beside the audited models.
         reference: a model whose clean predictions serve as truth (label-free mode).

@@ -101,7 +101,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         needed: condition key -> item ids that need it (for every model).
         seed: audit seed.
         cache: prediction cache (memory-only if ``None``).
-        jobs: decode/perturb worker threads (default: CPU count, at most 4).
+        jobs: worker threads, each taking whole units (default: CPU count, at most 4).
         progress: show a progress bar (default: only on a terminal, never under CI).
         clean_only: models (feature extractors) that only ever see clean audio.
         timeout: per-batch model timeout in seconds (``None``: no limit).
