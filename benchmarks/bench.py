@@ -72,8 +72,8 @@ def plan(model_spec: str, data, suite_name: str):
 def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:
     """(b): each needed (item, condition) decoded, perturbed and predicted once, batching
     an item's equal-length signals as the engine does; no cache, checks or bookkeeping.
-    With ``threads`` > 1 the items are split over that many threads (ONNX sessions get
-    CPUs // threads intra-op threads, as in the engine)."""
+    With ``threads`` > 1 the items are split over that many threads, and ONNX sessions
+    run one thread per call, as in the engine; with 1, onnxruntime's default (every core)."""
     from concurrent.futures import ThreadPoolExecutor
 
     needed: dict[str, dict[str, object]] = {}
@@ -83,7 +83,7 @@ def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:
                 needed.setdefault(i, {})[condition_key(cond)] = cond
     for m in [model, *features]:
         if m.concurrent:
-            m.use_threads(threads)
+            m.use_threads(1 if threads > 1 else os.cpu_count() or 1)
 
     def one(item) -> None:
         item_id, conds = item
@@ -120,7 +120,7 @@ def per_file_loop(dataset, model, per_test, features) -> tuple[float, str]:
         style = "plain per-file loop (audinterface not installed)"
     for m in [model, *features]:
         if m.concurrent:
-            m.use_threads(1)  # onnxruntime's default: every core for each call
+            m.use_threads(os.cpu_count() or 1)  # onnxruntime's default: every core per call
     memo: set[tuple[str, tuple[str, ...]]] = set()
     t = time.perf_counter()
     for _, reqs in per_test:

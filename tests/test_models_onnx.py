@@ -139,15 +139,15 @@ def test_session_threads_follow_the_engine_unless_fixed(tmp_path, monkeypatch):
     monkeypatch.delenv("SERTEST_THREADS", raising=False)
     path = make_onnx_model(os.fspath(tmp_path / "m.onnx"))
     m = load_model(path)
+    assert m._session_threads is None  # onnxruntime's default until the engine says
     x = [np.random.default_rng(0).standard_normal(8000).astype(np.float32)]
     before = m.predict(x)
-    cpus = os.cpu_count() or 1
-    m.use_threads(cpus)  # as many concurrent calls as CPUs: one thread each
+    m.use_threads(1)  # what the engine asks: one thread per call, calls in parallel
     assert m._session_threads == 1
     np.testing.assert_array_equal(m.predict(x), before)
-    m.use_threads(1)
-    assert m._session_threads == cpus
-    monkeypatch.setenv("SERTEST_THREADS", "3")
+    m.use_threads(3)
+    assert m._session_threads == 3
+    monkeypatch.setenv("SERTEST_THREADS", "2")
     fixed = load_model(path)
-    fixed.use_threads(cpus)
-    assert fixed._session_threads == 3  # the user's choice wins
+    fixed.use_threads(1)
+    assert fixed._session_threads == 2  # the user's choice wins

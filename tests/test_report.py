@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 import zlib
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -270,8 +271,12 @@ class Browser:
     def logs(self) -> list[dict]:
         return self.cmd("POST", "/se/log", {"type": "browser"})
 
-    def screenshot(self) -> bytes:
-        return base64.b64decode(self.cmd("GET", "/screenshot"))
+    def screenshot(self, css: str | None = None) -> bytes:
+        """The viewport, or only the first element matching ``css``, as PNG bytes."""
+        if css is None:
+            return base64.b64decode(self.cmd("GET", "/screenshot"))
+        element = self.cmd("POST", "/element", {"using": "css selector", "value": css})
+        return base64.b64decode(self.cmd("GET", f"/element/{next(iter(element.values()))}/screenshot"))
 
     def close(self) -> None:
         try:
@@ -289,7 +294,17 @@ def browser(workdir):
 
 
 def png_colours(data: bytes) -> int:
-    """Distinct colours in an 8-bit RGB(A) PNG (decoded with zlib; no imaging library)."""
+    """Distinct colours in an 8-bit RGB(A) PNG (sampled every 4th row and 2nd pixel)."""
+    width, height, rows = png_rows(data, keep=lambda y: y % 4 == 0)
+    colours = set()
+    for line in rows.values():
+        colours.update(tuple(line[x]) for x in range(0, width, 2))
+    return len(colours)
+
+
+def png_rows(data: bytes, keep=lambda y: True) -> tuple[int, int, dict[int, list[tuple]]]:
+    """Decode an 8-bit RGB(A) PNG with zlib alone (no imaging library): width, height and
+    the RGB pixels of the rows ``keep`` selects, as {row: [(r, g, b), ...]}."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
     while pos < len(data):
@@ -305,7 +320,7 @@ def png_colours(data: bytes) -> int:
     raw = zlib.decompress(idat)
     stride = width * bpp
     prev = bytearray(stride)
-    colours = set()
+    rows: dict[int, list[tuple]] = {}
     for y in range(height):
         f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for i in range(stride):
@@ -321,10 +336,10 @@ def png_colours(data: bytes) -> int:
                 p = a + b - c
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        if y % 4 == 0:
-            colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 2))
+        if keep(y):
+            rows[y] = [tuple(line[i:i + 3]) for i in range(0, stride, bpp)]
         prev = line
-    return len(colours)
+    return width, height, rows
 
 
 def _severe(logs: list[dict]) -> list[str]:
@@ -592,3 +607,36 @@ def _tiny_doc(text: str) -> dict:
                                              "error": text, "condition": None, "model": None}]}}
     doc["summary"] = summarise(doc)
     return doc
+
+
+@needs_browser
+def test_binned_2d_histogram_draws_each_cell_where_it_belongs(browser, workdir):
+    from sertest.checks.robustness import CLEAN_EDGES, DELTA_EDGES
+    from sertest.report import svg
+
+    counts = np.zeros((len(CLEAN_EDGES) - 1, len(DELTA_EDGES) - 1))
+    counts[5, 12] = 10  # the densest cell
+    counts[15, 3] = 1  # a faint one
+    counts[:, 0] = 1  # and the bottom row: 20 more cells
+    chart = svg.hist2d(counts.tolist(), CLEAN_EDGES, DELTA_EDGES, tolerance=None)
+    assert chart.count("<rect") < 10  # one masked rect, not a rect per cell
+    css = (Path(svg.__file__).parent / "templates" / "report.css").read_text()
+    page = Path(workdir) / "hist2d.html"
+    page.write_text(f"<!doctype html><html><head><style>{css}</style></head><body>"
+                    f"<div style='width:600px'>{chart}</div></body></html>")
+    browser.open(str(page))
+    box = browser.js("const s = document.querySelector('svg').getBoundingClientRect();"
+                     "const r = document.querySelector('rect.h2').getBoundingClientRect();"
+                     "return [r.x - s.x, r.y - s.y, r.width, r.height]")
+    width, height, rows = png_rows(browser.screenshot("svg"))
+    nx, ny = counts.shape
+
+    def pixel(i, j):  # the centre of cell (x bin i, y bin j)
+        x = int(box[0] + (i + 0.5) / nx * box[2])
+        y = int(box[1] + (1 - (j + 0.5) / ny) * box[3])
+        return rows[y][x]
+
+    hot, faint, empty = pixel(5, 12), pixel(15, 3), pixel(10, 20)
+    assert hot[2] > 150 and hot[0] < 60, hot  # the stylesheet's blue at full strength
+    assert faint[2] > faint[0] + 20 and faint[0] > 120, faint  # the same blue, light
+    assert abs(empty[0] - empty[2]) < 12, empty  # background: no blue cast

@@ -30,7 +30,7 @@ def _worker_setup(models) -> None:
     _WORKER_READY = True
     for m in models.values():
         if m.concurrent:
-            m.use_threads(os.cpu_count() or 1)
+            m.use_threads(1)  # one thread per task, as in a local run: the same outputs
     try:
         import ctypes
 

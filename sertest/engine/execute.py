@@ -5,8 +5,9 @@ sampling rate, apply each needed condition, then run each model on all of the it
 signals of equal length in one call.  ``jobs`` worker threads each take whole units, so
 one unit's perturbations overlap another's inference; models that are not
 :attr:`~sertest.models.base.Model.concurrent` are called by one thread at a time, and
-concurrent ones are told (:meth:`~sertest.models.base.Model.use_threads`) to split the
-CPUs between the workers instead of oversubscribing them.  At most ``2 * jobs + 2`` units
+concurrent ones run one thread per call (:meth:`~sertest.models.base.Model.use_threads`),
+so the workers use the cores without oversubscribing them and no output depends on the
+thread count.  At most ``2 * jobs + 2`` units
 are in flight, so memory does not grow with the dataset.  Every random draw derives from
 (seed, item, condition), and a unit's batches depend only on the unit, so results never
 depend on the number of workers or their timing.
@@ -215,14 +216,14 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         elif jobs <= 1:
             for m in models.values():
                 if m.concurrent:
-                    m.use_threads(1)
+                    m.use_threads(1)  # as with more workers: the same outputs
             for i, unit in enumerate(todo):
                 prepared = prepare_unit(unit, conditions, seed)
                 consume(infer_unit(prepared, models, seed, timeout, hung))
                 if on_unit:
                     on_unit(i + 1, len(todo))
         else:
-            guarded = _serialised(models, jobs)
+            guarded = _serialised(models)
 
             def work(unit: Unit) -> UnitOutcome:
                 return infer_unit(prepare_unit(unit, conditions, seed), guarded, seed,
@@ -276,13 +277,13 @@ class _Serialised:
         return getattr(self._model, name)
 
 
-def _serialised(models: dict[str, Model], jobs: int) -> dict[str, Model]:
-    """The models as ``jobs`` threads may call them: concurrent ones told to share the
-    CPUs, the others behind a lock."""
+def _serialised(models: dict[str, Model]) -> dict[str, Model]:
+    """The models as ``jobs`` threads may call them: concurrent ones with one thread per
+    call, the others behind a lock."""
     out: dict[str, Model] = {}
     for name, model in models.items():
         if model.concurrent:
-            model.use_threads(jobs)
+            model.use_threads(1)
             out[name] = model
         else:
             out[name] = _Serialised(model)

@@ -152,10 +152,11 @@ class Model:
         return ModelInfo(name=self.name, format="unknown", sampling_rate=self.sampling_rate,
                          dimensions=self.dimensions, classes=self.classes)
 
-    def use_threads(self, calls: int) -> None:
-        """Prepare for up to ``calls`` concurrent :meth:`predict` calls (only asked of
-        :attr:`concurrent` models): e.g. give each call ``CPUs // calls`` threads so the
-        machine is used fully but not oversubscribed.  Default: nothing to do."""
+    def use_threads(self, threads: int) -> None:
+        """Let each :meth:`predict` call use ``threads`` threads (asked of :attr:`concurrent`
+        models only).  The engine asks for 1 and runs several calls at once, so the cores are
+        not oversubscribed and the outputs never depend on ``--jobs`` or the machine's core
+        count.  Default: nothing to do."""
 
     def close(self) -> None:
         """Release sessions and threads."""

@@ -11,7 +11,11 @@ Coordinates are SVG user units (about CSS pixels at 100 % zoom).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
+import struct
+import zlib
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -520,13 +524,28 @@ def hist2d(counts: Sequence[Sequence[float]], xedges: Sequence[float], yedges: S
               f'height="{_n(f.cy(-tolerance) - f.cy(tolerance))}"><title>|change| &lt; {tolerance:g}: '
               f'counted as unchanged</title></rect>')
     hmax = h.max() or 1.0
-    for i in range(h.shape[0]):
-        for j in range(h.shape[1]):
-            if h[i, j] <= 0:
-                continue
-            x, y = f.x(xe[i]), f.y(ye[j + 1])
-            f.add(f'<rect class="h2" x="{_n(x)}" y="{_n(y)}" width="{_n(f.x(xe[i + 1]) - x + 0.3)}" '
-                  f'height="{_n(f.y(ye[j]) - y + 0.3)}" style="fill-opacity:{0.15 + 0.85 * h[i, j] / hmax:.2f}"/>')
+    if np.allclose(np.diff(xe), xe[1] - xe[0]) and np.allclose(np.diff(ye), ye[1] - ye[0]):
+        # equal bins: one greyscale pixel per cell, used as the mask of a single rect, so the
+        # colour still comes from the stylesheet; ~1 kB instead of one <rect> per cell
+        shade = np.where(h > 0, 0.15 + 0.85 * h / hmax, 0.0)
+        png = gray_png(np.round(255 * shade.T[::-1]).astype(np.uint8))  # rows: top = high y
+        mid = "h2m" + hashlib.sha1(png).hexdigest()[:12]  # same counts, same mask: ids may repeat
+        x0, y0 = f.x(xe[0]), f.y(ye[-1])
+        w, hh = f.x(xe[-1]) - x0, f.y(ye[0]) - y0
+        f.add(f'<mask id="{mid}" maskUnits="userSpaceOnUse" x="{_n(x0)}" y="{_n(y0)}" '
+              f'width="{_n(w)}" height="{_n(hh)}"><image x="{_n(x0)}" y="{_n(y0)}" width="{_n(w)}" '
+              f'height="{_n(hh)}" preserveAspectRatio="none" style="image-rendering:pixelated" '
+              f'href="data:image/png;base64,{base64.b64encode(png).decode()}"/></mask>'
+              f'<rect class="h2" x="{_n(x0)}" y="{_n(y0)}" width="{_n(w)}" height="{_n(hh)}" '
+              f'mask="url(#{mid})"/>')
+    else:
+        for i in range(h.shape[0]):
+            for j in range(h.shape[1]):
+                if h[i, j] <= 0:
+                    continue
+                x, y = f.x(xe[i]), f.y(ye[j + 1])
+                f.add(f'<rect class="h2" x="{_n(x)}" y="{_n(y)}" width="{_n(f.x(xe[i + 1]) - x + 0.3)}" '
+                      f'height="{_n(f.y(ye[j]) - y + 0.3)}" style="fill-opacity:{0.15 + 0.85 * h[i, j] / hmax:.2f}"/>')
     f.add(f'<line class="ref" x1="{_n(f.l)}" x2="{_n(f.w - f.r)}" y1="{_n(f.cy(0))}" y2="{_n(f.cy(0))}"/>')
     total = h.sum()
     if total and tolerance:
@@ -535,6 +554,20 @@ def hist2d(counts: Sequence[Sequence[float]], xedges: Sequence[float], yedges: S
         f.add(f'<text class="note" x="{_n(f.l)}" y="12">about {inside:.0%} within '
               f'±{tolerance:g}, n = {int(total)}</text>')
     return f.svg("change")
+
+
+def gray_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit greyscale PNG of a (rows, columns) uint8 array (top row first)."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    rows, cols = pixels.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    raw = b"".join(b"\x00" + pixels[r].tobytes() for r in range(rows))  # filter 0 per row
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
 def heatmap(matrix: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequence[str], *,
