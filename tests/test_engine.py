@@ -217,3 +217,29 @@ def test_models_not_declared_concurrent_take_turns(tiny_data):
                 renderers=())
     assert state["most"] > 1
     assert res.timings["computed"] == 40 * 2  # the model and the signal statistics
+
+
+def test_cache_key_tracks_perturbation_version_and_batch_size():
+    from sertest.engine.cache import prediction_key
+
+    base = dict(model_fingerprint="m", audio_hash="a", condition_key='{"name":"opus"}',
+                sampling_rate=16000)
+    k = prediction_key(**base, condition_version=2, max_batch=16)
+    assert k == prediction_key(**base, condition_version=2, max_batch=16)
+    assert k != prediction_key(**base, condition_version=1, max_batch=16)
+    assert k != prediction_key(**base, condition_version=2, max_batch=8)
+
+
+def test_a_changed_perturbation_is_recomputed_not_read_from_the_cache(tiny_data, onnx_model,
+                                                                    tmp_path, monkeypatch):
+    from sertest.perturb.noise import WhiteNoise
+
+    suite = {"name": "s", "tests": [{"test": "robustness_background_noise",
+                                     "params": {"noises": {"white": {"name": "white_noise", "snr_db": 20.0}}}}]}
+    cache_dir = str(tmp_path / "c")
+    cold = audit([onnx_model], str(tiny_data), suite, cache=cache_dir, baselines=False)
+    warm = audit([onnx_model], str(tiny_data), suite, cache=cache_dir, baselines=False)
+    assert cold.timings["computed"] > 0 and warm.timings["computed"] == 0
+    monkeypatch.setattr(WhiteNoise, "version", WhiteNoise.version + 1)
+    bumped = audit([onnx_model], str(tiny_data), suite, cache=cache_dir, baselines=False)
+    assert bumped.timings["computed"] == 40  # the white-noise predictions, nothing clean

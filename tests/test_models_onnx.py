@@ -151,3 +151,25 @@ def test_session_threads_follow_the_engine_unless_fixed(tmp_path, monkeypatch):
     fixed = load_model(path)
     fixed.use_threads(1)
     assert fixed._session_threads == 2  # the user's choice wins
+
+
+def test_equal_length_signals_are_stacked_at_most_max_batch_at_a_time():
+    from sertest.models.base import Model
+
+    class Recorder(Model):
+        dimensions = ("arousal",)
+
+        def __init__(self):
+            self.calls = []
+
+        def predict_batch(self, signals):
+            self.calls.append(signals.shape)
+            return signals.mean(axis=1, keepdims=True)
+
+    m = Recorder()
+    rng = np.random.default_rng(0)
+    sigs = [rng.standard_normal(100).astype(np.float32) for _ in range(40)]
+    sigs.insert(7, rng.standard_normal(50).astype(np.float32))  # another length
+    out = m.predict(sigs)
+    assert sorted(m.calls) == [(1, 50), (8, 100), (16, 100), (16, 100)]
+    np.testing.assert_allclose(out[:, 0], [s.mean() for s in sigs], rtol=1e-6)

@@ -14,7 +14,9 @@ import threading
 
 import numpy as np
 
-SCHEMA_VERSION = "1"
+#: 2: perturbation versions and the call pattern (signals per call) enter the key, and the
+#: engine calls ONNX sessions with one thread (both can change a model's outputs)
+SCHEMA_VERSION = "2"
 
 
 def default_cache_dir() -> str:
@@ -26,13 +28,18 @@ def default_cache_dir() -> str:
 
 
 def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
-                   sampling_rate: int, seed: int | None = None, item_id: str | None = None) -> str:
+                   sampling_rate: int, seed: int | None = None, item_id: str | None = None,
+                   condition_version: int = 0, max_batch: int | None = None) -> str:
     """The cache key of one prediction.
 
     ``seed`` and ``item_id`` enter only when the condition or the model draws random numbers
     (their generator derives from them); deterministic predictions are shared across seeds.
+    ``condition_version`` is the perturbation's implementation version and ``max_batch``
+    the most signals per model call: onnxruntime's kernels may differ in the last bit
+    between batch sizes, which a quantised model can amplify into a visible change.
     """
-    parts = [SCHEMA_VERSION, model_fingerprint, audio_hash, condition_key, str(int(sampling_rate))]
+    parts = [SCHEMA_VERSION, model_fingerprint, audio_hash, condition_key, str(int(sampling_rate)),
+             f"v={int(condition_version)}", f"batch<={max_batch}"]
     if seed is not None:
         parts += [f"seed={int(seed)}", f"id={item_id}"]
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()

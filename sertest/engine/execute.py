@@ -154,7 +154,9 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                 random_part = stochastic_cond or model.stochastic
                 keys[(name, ck, item_id)] = prediction_key(
                     model.fingerprint(), h, ck, model.sampling_rate,
-                    seed if random_part else None, item_id if random_part else None)
+                    seed if random_part else None, item_id if random_part else None,
+                    condition_version=conditions[ck].version if conditions[ck] is not None else 0,
+                    max_batch=model.max_batch if model.batchable else 1)
         units.append(unit)
     all_keys = list(keys.values())
     cached = cache.get_many(all_keys)

@@ -47,9 +47,13 @@ class Perturbation:
         length_preserving: ``True`` if the output has as many samples as the input.
         stochastic: ``True`` if :meth:`apply` uses the generator (the seed then enters
             the cache key).
+        version: the implementation's version; bump it whenever the output for the same
+            parameters changes (it enters the prediction cache key, so cached predictions of
+            the old output are never reused).
     """
 
     name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     length_preserving: ClassVar[bool] = True

@@ -235,6 +235,7 @@ class Opus(Perturbation):
     spares two resamplings; at speech bit rates Opus codes wideband either way."""
 
     name = "opus"
+    version = 2  # 2: coded at the input rate when libopus takes it (1: always 48 kHz)
     description = "Opus codec round trip at bitrate (bit/s), coded at the input rate (libopus rates) or 48 kHz"
     defaults = {"bitrate": 12000}
 
