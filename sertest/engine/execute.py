@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -231,23 +231,31 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                 return infer_unit(prepare_unit(unit, conditions, seed), guarded, seed,
                                   timeout, hung)
 
+            # a bounded window of units in flight, refilled as soon as *any* unit finishes
+            # (waiting for the oldest would idle a worker behind one slow item); the order
+            # of consumption does not matter: the store is keyed and errors are sorted
             window = 2 * jobs + 2
             with ThreadPoolExecutor(jobs, thread_name_prefix="sertest-unit") as pool:
                 it = iter(todo)
-                futures = [pool.submit(work, u) for _, u in zip(range(window), it)]
-                done = 0
+                order = {}  # future -> submission number
+                for _, u in zip(range(window), it):
+                    order[pool.submit(work, u)] = len(order)
+                submitted, done = len(order), 0
                 try:
-                    while futures:  # consumed in submission order: deterministic
-                        outcome = futures.pop(0).result()
-                        nxt = next(it, None)
-                        if nxt is not None:
-                            futures.append(pool.submit(work, nxt))
-                        consume(outcome)
-                        done += 1
-                        if on_unit:
-                            on_unit(done, len(todo))
+                    while order:
+                        finished, _ = wait(list(order), return_when=FIRST_COMPLETED)
+                        for fut in sorted(finished, key=order.__getitem__):
+                            del order[fut]
+                            nxt = next(it, None)
+                            if nxt is not None:
+                                order[pool.submit(work, nxt)] = submitted
+                                submitted += 1
+                            consume(fut.result())
+                            done += 1
+                            if on_unit:
+                                on_unit(done, len(todo))
                 finally:
-                    for f in futures:
+                    for f in order:
                         f.cancel()
     finally:
         cache.put_many(pending)
