@@ -15,22 +15,23 @@ from typing import Iterator
 from ..errors import UsageError
 
 
-_WORKER_READY = False
+_MALLOC_TUNED = False
 
 
 def _worker_setup(models) -> None:
-    """Once per worker process: single-threaded inference (one task per worker thread),
-    and glibc's adaptive malloc thresholds back.  Dask's nanny starts workers with
+    """Per task: single-threaded inference (one task per worker thread, as in a local run,
+    so the outputs are the same; a no-op once set).  Once per worker process: glibc's
+    adaptive malloc thresholds back.  Dask's nanny starts workers with
     ``MALLOC_TRIM_THRESHOLD_=65536``, which pins the mmap threshold at 128 KiB, so every
     signal-sized NumPy array is a fresh mmap and page-faults on first touch: the
     perturbations ran about 25 % slower (measured, docs in benchmarks/README.md)."""
-    global _WORKER_READY
-    if _WORKER_READY:
-        return
-    _WORKER_READY = True
+    global _MALLOC_TUNED
     for m in models.values():
         if m.concurrent:
-            m.use_threads(1)  # one thread per task, as in a local run: the same outputs
+            m.use_threads(1)
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
     try:
         import ctypes
 

@@ -7,10 +7,10 @@ one unit's perturbations overlap another's inference; models that are not
 :attr:`~sertest.models.base.Model.concurrent` are called by one thread at a time, and
 concurrent ones run one thread per call (:meth:`~sertest.models.base.Model.use_threads`),
 so the workers use the cores without oversubscribing them and no output depends on the
-thread count.  At most ``2 * jobs + 2`` units
-are in flight, so memory does not grow with the dataset.  Every random draw derives from
-(seed, item, condition), and a unit's batches depend only on the unit, so results never
-depend on the number of workers or their timing.
+thread count.  At most ``2 * jobs + 2`` units are in flight, so memory does not grow with
+the dataset.  Every random draw derives from (seed, item, condition), and a unit's batches
+(at most :attr:`~sertest.models.base.Model.max_batch` signals each) depend only on the
+unit, so results never depend on the number of workers or their timing.
 """
 
 from __future__ import annotations

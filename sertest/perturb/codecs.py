@@ -232,7 +232,8 @@ class Opus(Perturbation):
     """Opus (libopus) at ``bitrate`` bit/s (6000–510000), coded at the input rate if
     libopus takes it (8, 12, 16, 24 or 48 kHz, as a 16 kHz VoIP client does), else at
     48 kHz.  Coding 16 kHz speech at 16 kHz instead of 48 kHz costs a third less and
-    spares two resamplings; at speech bit rates Opus codes wideband either way."""
+    spares two resamplings; it limits the coded band to 8 kHz, above which a 16 kHz signal
+    has nothing anyway."""
 
     name = "opus"
     version = 2  # 2: coded at the input rate when libopus takes it (1: always 48 kHz)

@@ -529,9 +529,10 @@ def hist2d(counts: Sequence[Sequence[float]], xedges: Sequence[float], yedges: S
         # colour still comes from the stylesheet; ~1 kB instead of one <rect> per cell
         shade = np.where(h > 0, 0.15 + 0.85 * h / hmax, 0.0)
         png = gray_png(np.round(255 * shade.T[::-1]).astype(np.uint8))  # rows: top = high y
-        mid = "h2m" + hashlib.sha1(png).hexdigest()[:12]  # same counts, same mask: ids may repeat
         x0, y0 = f.x(xe[0]), f.y(ye[-1])
         w, hh = f.x(xe[-1]) - x0, f.y(ye[0]) - y0
+        # an id per content and geometry: a repeated id can only point at an identical mask
+        mid = "h2m" + hashlib.sha1(png + f"{x0:.2f},{y0:.2f},{w:.2f},{hh:.2f}".encode()).hexdigest()[:12]
         f.add(f'<mask id="{mid}" maskUnits="userSpaceOnUse" x="{_n(x0)}" y="{_n(y0)}" '
               f'width="{_n(w)}" height="{_n(hh)}"><image x="{_n(x0)}" y="{_n(y0)}" width="{_n(w)}" '
               f'height="{_n(hh)}" preserveAspectRatio="none" style="image-rendering:pixelated" '
