@@ -4,8 +4,9 @@
 
 (a) sertest audit, cold cache
 (b) the irreducible work: each needed (item, condition) decoded, perturbed and predicted
-    once, in a tight loop with no cache, checks or bookkeeping; measured twice: on one
-    thread (b1) and split over as many threads as sertest uses (b), the figure a/b uses
+    once, in a tight loop with no cache, checks or bookkeeping; measured as one loop with
+    onnxruntime's default threads (b1) and split over as many worker threads as sertest
+    uses, one onnxruntime thread per call (b), the figure a/b uses
 (c) per-file loop in the style of audEERING's harness (audinterface.Feature around
     onnxruntime, one file at a time, the perturbation applied per file; like ser-tests'
     run_model, predictions are memoised per (condition, index), so a test that asks for
@@ -232,7 +233,7 @@ def main() -> None:
         a, b = min(a_runs), min(b_runs)
         report["computed_predictions"] = timings["computed"]
         b1 = tight_loop(dataset, model, per_test, features, threads=1)
-        print(f"(b1) tight loop, 1 thread {b1:6.2f} s", flush=True)
+        print(f"(b1) tight loop, 1 loop {b1:8.2f} s", flush=True)
         d_runs = []
         for _ in range(args.repeat):
             d_r, timings_d = timed_audit(args.model, data, args.suite, os.path.join(tmp, "cache-a0"))
