@@ -79,11 +79,43 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", metavar="RESULTS_DIR")
     rep.add_argument("--format", dest="renderers", default="html,junit,markdown")
 
+    cch = sub.add_parser("cache", help="show or clear the prediction cache")
+    cch.add_argument("action", choices=["info", "clear"],
+                     help="info: where it is, entries and size; clear: delete it")
+    cch.add_argument("--cache", default=None,
+                     help="cache folder (default: $SERTEST_CACHE or ~/.cache/sertest)")
+
     cmp_ = sub.add_parser("compare", help="compare a baseline audit with candidates")
     cmp_.add_argument("results", nargs="+", metavar="RESULTS_DIR",
                       help="the baseline first, then one or more candidates")
     cmp_.add_argument("--out", "-o", required=True)
     return p
+
+
+def _cache(args) -> int:
+    """``sertest cache info|clear``: entries of older cache schemas (a sertest release that
+    changed a perturbation or the call pattern) are never read again; ``clear`` drops them."""
+    from .engine.cache import PredictionCache, default_cache_dir
+
+    folder = args.cache or default_cache_dir()
+    path = os.path.join(folder, "predictions.sqlite")
+    files = [path + suffix for suffix in ("", "-wal", "-shm") if os.path.exists(path + suffix)]
+    if args.action == "info":
+        if not files:
+            print(f"{path}: no cache yet")
+            return 0
+        cache = PredictionCache(path)
+        try:
+            n = len(cache)
+        finally:
+            cache.close()
+        size = sum(os.path.getsize(f) for f in files if os.path.exists(f))
+        print(f"{path}: {n} predictions, {size / 1e6:.1f} MB")
+        return 0
+    for f in files:
+        os.remove(f)
+    print(f"{path}: " + ("cleared" if files else "no cache to clear"))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return 2
     try:
-        return {"run": _run, "list": _list, "report": _report, "compare": _compare}[args.command](args)
+        return {"run": _run, "list": _list, "report": _report, "compare": _compare,
+                "cache": _cache}[args.command](args)
     except SertestError as exc:
         print(f"sertest: error: {exc}", file=sys.stderr)
         return 2

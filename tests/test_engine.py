@@ -243,3 +243,16 @@ def test_a_changed_perturbation_is_recomputed_not_read_from_the_cache(tiny_data,
     monkeypatch.setattr(WhiteNoise, "version", WhiteNoise.version + 1)
     bumped = audit([onnx_model], str(tiny_data), suite, cache=cache_dir, baselines=False)
     assert bumped.timings["computed"] == 40  # the white-noise predictions, nothing clean
+
+
+def test_cli_cache_info_and_clear(tiny_data, onnx_model, tmp_path, capsys):
+    cache_dir = str(tmp_path / "c")
+    assert main(["cache", "info", "--cache", cache_dir]) == 0
+    assert "no cache yet" in capsys.readouterr().out
+    audit([onnx_model], str(tiny_data), "smoke", cache=cache_dir, baselines=False)
+    assert main(["cache", "info", "--cache", cache_dir]) == 0
+    assert "80 predictions" in capsys.readouterr().out  # the model and the signal statistics
+    assert main(["cache", "clear", "--cache", cache_dir]) == 0
+    assert not os.path.exists(os.path.join(cache_dir, "predictions.sqlite"))
+    warm = audit([onnx_model], str(tiny_data), "smoke", cache=cache_dir, baselines=False)
+    assert warm.timings["computed"] == 80  # nothing left to reuse
