@@ -1,8 +1,10 @@
 """Run audit units on a Dask cluster (``--executor dask --scheduler ADDRESS``).
 
-Each unit (one item: decode once, apply its conditions, run every model) is one task.
-Models and perturbations travel to the workers pickled (ONNX sessions are re-created
-there); each worker process runs inference single-threaded, so N workers use N cores.
+A unit is one item (decode once, apply its conditions, run every model); a task carries a
+few units (about 8 tasks per worker thread, at most 16 units each) to keep the scheduler's
+per-task cost small.  Models and perturbations travel to the workers pickled once (ONNX
+sessions are re-created there); inference runs one thread per task, so N single-threaded
+workers use N cores and the outputs equal a local run's.
 Results come back as plain data; the caller writes the cache and the results, so the
 output is identical to a local run whatever the number of workers.
 """
