@@ -113,7 +113,9 @@ def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:
 
 
 def per_file_loop(dataset, model, per_test, features) -> tuple[float, str]:
-    """(c): one file at a time, per test and condition, clean recomputed for every test."""
+    """(c): one file at a time, per test and condition, through audinterface.Feature;
+    predictions memoised per (condition, index) as ser-tests' run_model cache does, so a
+    test reuses them only when it asks for exactly the items of an earlier test."""
     try:
         import audinterface
         style = "audinterface.Feature"
