@@ -383,6 +383,14 @@ def plot_data(res: PairResult, target: str, classes) -> dict[str, Any]:
             "hist": {"baseline": _hist(b, VALUE_EDGES), "condition": _hist(o, VALUE_EDGES)}}
 
 
+def robustness_plots(target: str, tolerance: float, per_condition: list[dict],
+                     unchanged: dict[str, Any], worst: list[dict]) -> dict[str, Any]:
+    """The plot data of a robustness test (the report's "robustness" kind)."""
+    return plain({"kind": "robustness", "target": target, "tolerance": tolerance,
+                  "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES, "value": VALUE_EDGES},
+                  "conditions": per_condition, "unchanged": unchanged, "worst": worst})
+
+
 def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bool,
                 ids: dict[Any, str] | None = None, scores: tuple | None = None) -> list[dict]:
     """The ``n_worst`` items that changed most (regression: largest |change|; emotion:
@@ -501,12 +509,8 @@ class PerturbationCheck(Check):
                                  for c in self.conditions):
             out.notes.append(f"no {target!r} truth (labels or --reference): change in "
                              f"{'UAR' if target == EMOTION else 'CCC'} not measured")
-        out.plots = plain({"kind": "robustness", "target": target,
-                           "tolerance": self.params["tolerance"],
-                           "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES,
-                                     "value": VALUE_EDGES},
-                           "conditions": per_condition, "unchanged": dots,
-                           "worst": worst})
+        out.plots = robustness_plots(target, self.params["tolerance"], per_condition, dots,
+                                     worst)
         return out
 
 
@@ -872,12 +876,8 @@ class RecordingCondition(Check):
                                   "recording": rec, "reference_recording": ref,
                                   "n": len(res.base) if res.base is not None else 0,
                                   **plot_data(res, target, classes)})
-        out.plots = plain({"kind": "robustness", "target": target,
-                           "tolerance": self.params["tolerance"],
-                           "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES,
-                                     "value": VALUE_EDGES},
-                           "conditions": per_condition, "unchanged": dots,
-                           "worst": worst})
+        out.plots = robustness_plots(target, self.params["tolerance"], per_condition, dots,
+                                     worst)
         return out
 
 

@@ -28,9 +28,9 @@ def _worker_setup(models) -> None:
     signal-sized NumPy array is a fresh mmap and page-faults on first touch: the
     perturbations ran about 25 % slower (measured, docs in benchmarks/README.md)."""
     global _MALLOC_TUNED
-    for m in models.values():
-        if m.concurrent:
-            m.use_threads(1)
+    from .execute import one_thread_per_call
+
+    one_thread_per_call(models)
     if _MALLOC_TUNED:
         return
     _MALLOC_TUNED = True

@@ -216,9 +216,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                 if on_unit:
                     on_unit(i + 1, len(todo))
         elif jobs <= 1:
-            for m in models.values():
-                if m.concurrent:
-                    m.use_threads(1)  # as with more workers: the same outputs
+            one_thread_per_call(models)  # as with more workers: the same outputs
             for i, unit in enumerate(todo):
                 prepared = prepare_unit(unit, conditions, seed)
                 consume(infer_unit(prepared, models, seed, timeout, hung))
@@ -287,17 +285,20 @@ class _Serialised:
         return getattr(self._model, name)
 
 
-def _serialised(models: dict[str, Model]) -> dict[str, Model]:
-    """The models as ``jobs`` threads may call them: concurrent ones with one thread per
-    call, the others behind a lock."""
-    out: dict[str, Model] = {}
-    for name, model in models.items():
+def one_thread_per_call(models: dict[str, Model]) -> None:
+    """Every concurrent model computes each call on one thread, wherever units run (one
+    worker, several, or Dask workers), so no output depends on the thread count."""
+    for model in models.values():
         if model.concurrent:
             model.use_threads(1)
-            out[name] = model
-        else:
-            out[name] = _Serialised(model)
-    return out
+
+
+def _serialised(models: dict[str, Model]) -> dict[str, Model]:
+    """The models as several worker threads may call them: concurrent ones with one thread
+    per call, the others behind a lock."""
+    one_thread_per_call(models)
+    return {name: model if model.concurrent else _Serialised(model)
+            for name, model in models.items()}
 
 
 @dataclass
