@@ -1,7 +1,11 @@
 """The ``sertest`` command line: a thin layer over :func:`sertest.audit`.
 
-Exit codes: 0 every test of the audited models passed; 1 some test failed or crashed;
-2 usage or input error (bad option, manifest, suite or model); 3 internal error.
+Exit codes of ``sertest run``: 0 no entry of a candidate model is ``fail`` or ``error``
+(``pass``, ``skipped``, ``gated`` and ``inconclusive`` entries are allowed; with ``--strict``
+``inconclusive`` is not); 1 some candidate entry is ``fail`` or ``error`` (a crashed check,
+predictions the model failed to produce, a failing ``model_health``), or with ``--strict``
+``inconclusive``; 2 usage or input error (bad option, manifest, suite or model); 3 internal
+error; 130 interrupted.  The random baselines' entries never set the exit code.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="force a progress bar")
     run.add_argument("--no-progress", dest="progress", action="store_false")
     run.add_argument("--verbose", "-v", action="store_true", help="print every measurement")
+    run.add_argument("--strict", action="store_true",
+                     help="exit 1 also when a candidate's test is inconclusive (default: only "
+                          "fail and error entries exit 1)")
     run.add_argument("--format", dest="renderers", default="html,junit,markdown",
                      help="reports to write (comma list of html, junit, markdown; '' for none)")
 
@@ -89,6 +96,48 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("results", nargs="+", metavar="RESULTS_DIR",
                       help="the baseline first, then one or more candidates")
     cmp_.add_argument("--out", "-o", required=True)
+
+    val = sub.add_parser(
+        "validate", help="how often does a suite catch planted defects? (self-validation)",
+        description="Plant known defects (group level shifts, noise/band/codec sensitivity, "
+                    "lexical sentiment, constant and shuffled predictions) in a model's real "
+                    "predictions at several magnitudes, run the suite on speaker resamples "
+                    "of the data and report per test and defect the detection rate, and the "
+                    "false-alarm rates of the clean model and of an oracle. Writes "
+                    "validity.md and validity.json into --out.")
+    val.add_argument("--model", "-m", required=True, metavar="[NAME=]SPEC",
+                     help="the model whose predictions carry the defects")
+    val.add_argument("--suite", "-s", default="default",
+                     help="suite YAML or bundled suite name (default: default)")
+    val.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
+                     help="data with labels (default: the bundled corpus)")
+    val.add_argument("--resamples", "-r", type=int, default=None,
+                     help="speaker resamples (default 20; 5 with --quick)")
+    val.add_argument("--share", type=float, default=0.8,
+                     help="share of the speakers in each resample (default 0.8)")
+    val.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    val.add_argument("--out", "-o", default="sertest-validity", help="output folder")
+    val.add_argument("--defects", metavar="A,B",
+                     help="defect ids (default: all; see sertest/validate/defects.py)")
+    val.add_argument("--magnitudes", metavar="M1,M2",
+                     help="magnitudes for every chosen defect instead of their grids (the "
+                          "sizes the thresholds name are added anyway)")
+    val.add_argument("--quick", action="store_true",
+                     help="5 resamples, the largest magnitude and the at-threshold sizes only")
+    val.add_argument("--oracle-sigma", type=float, default=0.1,
+                     help="the oracle's noise SD around the labels (default 0.1)")
+    val.add_argument("--oracle-confusion", type=float, default=0.1,
+                     help="the oracle's share of confused emotion classes (default 0.1)")
+    val.add_argument("--jobs", "-j", type=int, default=None, help="worker threads")
+    val.add_argument("--labels", help="output labels for ONNX models without metadata")
+    val.add_argument("--cache", metavar="DIR", help="prediction cache folder")
+    val.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
+    val.add_argument("--n-boot", type=int, default=None,
+                     help="bootstrap resamples for confidence intervals (default: the suite's)")
+    val.add_argument("--allow-outside-root", action="store_true",
+                     help="allow manifest paths outside the manifest's folder")
+    val.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                     help="no progress lines on stderr")
     return p
 
 
@@ -126,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return {"run": _run, "list": _list, "report": _report, "compare": _compare,
-                "cache": _cache}[args.command](args)
+                "cache": _cache, "validate": _validate}[args.command](args)
     except SertestError as exc:
         print(f"sertest: error: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         print("sertest: interrupted; finished predictions are cached, re-run to resume",
               file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a bug of sertest: exit 3, never 1 ("tests failed")
+        import traceback
+
+        traceback.print_exc()
+        print("sertest: internal error (a bug of sertest, please report it)", file=sys.stderr)
+        return 3
 
 
 def _run(args) -> int:
@@ -153,7 +208,40 @@ def _run(args) -> int:
                     timeout=args.timeout, profile=args.profile)
     print(summary_text(results, verbose=args.verbose))
     print(f"\nwrote {os.path.join(args.out, 'results.json')}")
-    return results.exit_code
+    return results.exit_code(strict=args.strict)
+
+
+def _validate(args) -> int:
+    """``sertest validate``: exit 0 when it ran (the table is the result, not a verdict)."""
+    from .validate import validate
+    from .validate.report import targets
+
+    result = validate(args.model, args.data, args.suite, resamples=args.resamples,
+                      seed=args.seed, share=args.share, defects=args.defects,
+                      quick=args.quick, magnitudes=_numbers(args.magnitudes, "--magnitudes"),
+                      sigma=args.oracle_sigma,
+                      confusion=args.oracle_confusion,
+                      cache=False if args.no_cache else args.cache, jobs=args.jobs,
+                      labels=args.labels, n_boot=args.n_boot, progress=args.progress,
+                      allow_outside_root=args.allow_outside_root, out=args.out)
+    t = targets(result.doc)
+    for what, rows in (("detection at the named size", t["detection"]),
+                       ("oracle false alarms", t["false_alarms"])):
+        print(f"{what}: {sum(r['met'] for r in rows)} of {len(rows)} entries meet the target")
+    print(f"wrote {os.path.join(args.out, 'validity.md')}")
+    return 0
+
+
+def _numbers(text: str | None, option: str) -> list[float] | None:
+    from .errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give comma-separated numbers, e.g. 0.1,0.2") \
+            from None
 
 
 def _report(args) -> int:

@@ -1017,7 +1017,6 @@ def _vectorised(metric: Callable[..., Any], arrays: tuple[Any, ...]) -> _Weighte
     return None if prepare is None else prepare(arrays, kwargs)
 
 
-_MAX_WEIGHT_CELLS = 2_000_000  # weight-matrix cells per chunk (16 MB of float64)
 
 
 def bootstrap_ci(
@@ -1090,36 +1089,11 @@ def bootstrap_ci(
         raise ValueError(f"{func}: arrays are empty")
     if any(length != n for length in lengths):
         raise ValueError(f"{func}: arrays differ in length {lengths}")
-    data = tuple(np.asarray(a) for a in arrays)
+    if groups is not None:
+        _check_same_length(len(_label_list(groups, "groups", func)), n, "groups and arrays", func)
+    from .stats import percentile_interval, replicates
 
-    if groups is None:
-        cluster_of_item = None
-        n_units = n
-    else:
-        ids = _label_list(groups, "groups", func)
-        _check_same_length(len(ids), n, "groups and arrays", func)
-        cluster_ids = list(dict.fromkeys(ids))
-        cluster_of_item = _encode(ids, cluster_ids)
-        n_units = len(cluster_ids)
-
-    weighted = _vectorised(metric, data)
-    rows_per_chunk = max(1, min(n_boot, _MAX_WEIGHT_CELLS // max(n, n_units)))
-    values = np.empty(n_boot)
-    item_index = np.arange(n)
-    for start in range(0, n_boot, rows_per_chunk):
-        rows = min(rows_per_chunk, n_boot - start)
-        counts = _indices_to_weights(rng.integers(0, n_units, size=(rows, n_units)), n_units)
-        weights = counts if cluster_of_item is None else counts[:, cluster_of_item]
-        if weighted is not None:
-            values[start:start + rows] = weighted(weights.astype(np.float64))
-        else:
-            for r in range(rows):
-                chosen = np.repeat(item_index, weights[r])
-                values[start + r] = float(metric(*(a[chosen] for a in data)))
-
-    valid = values[~np.isnan(values)]
-    if valid.size == 0 or (n_boot - valid.size) > max_nan_fraction * n_boot:
-        return (math.nan, math.nan)
-    alpha = 1.0 - confidence
-    low, high = np.quantile(valid, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return (float(low), float(high))
+    values = replicates(metric, *arrays, n_boot=n_boot, rng=rng,
+                        groups=None if groups is None else _label_list(groups, "groups", func))
+    interval = percentile_interval(values, confidence, max_nan_fraction)
+    return (math.nan, math.nan) if interval is None else interval

@@ -9,6 +9,11 @@ measurement: ``> 0.5`` (CCC, fraction unchanged) means higher is better, ``< 0.1
 means lower is better, ``abs < 0.075`` (a fairness gap) means a smaller magnitude is better.
 Improvements never fail, and a measurement without a threshold is never gated.
 
+A gated measurement whose ``n`` (items it rests on) differs from the stored one fails the
+gate whatever its value, with both n's in the report (``n 480 -> 473``): the numbers rest on
+different items (typically the model failed some predictions), so a gain could come from
+losing items.  Re-store the baseline (``--sertest-update-baseline``) if the change is meant.
+
 File format ``sertest/baseline@1`` (sorted keys, one measurement per line, so that
 ``git diff`` shows which numbers moved)::
 
@@ -155,10 +160,17 @@ class Delta:
     way: str
     rule: CompareRule | None
     tolerance: float | None
+    base_n: int | None = None
+    new_n: int | None = None
 
     @property
     def delta(self) -> float:
         return self.new - self.baseline
+
+    @property
+    def n_changed(self) -> bool:
+        """The measurement rests on a different number of items than the stored one."""
+        return self.base_n is not None and self.new_n is not None and self.base_n != self.new_n
 
     @property
     def worse_by(self) -> float:
@@ -166,7 +178,16 @@ class Delta:
 
     @property
     def regressed(self) -> bool:
-        return self.tolerance is not None and self.worse_by > self.tolerance + _EPS
+        """Gated and worse beyond the tolerance, or gated and measured on a different n
+        (not comparable: fails the gate, see the module docstring)."""
+        return self.tolerance is not None and (self.worse_by > self.tolerance + _EPS
+                                               or self.n_changed)
+
+    @property
+    def n_text(self) -> str:
+        if self.n_changed:
+            return f"n {self.base_n} -> {self.new_n}"
+        return "" if self.new_n is None else f"n {self.new_n}"
 
     @property
     def allowed_text(self) -> str:
@@ -175,7 +196,10 @@ class Delta:
             return "not gated"
         sign = "-" if self.way in ("higher", "abs-higher") else "+"
         what = "|x| " if self.way.startswith("abs") else ""
-        return f"{what}{sign}{self.tolerance:.4g} ({self.rule.text})"
+        text = f"{what}{sign}{self.tolerance:.4g} ({self.rule.text})"
+        if self.n_changed:
+            text += f"; n changed {self.base_n} -> {self.new_n}: not comparable"
+        return text
 
     @property
     def label(self) -> str:
@@ -290,14 +314,25 @@ class Baseline:
             rule = rule_for(rules, entry["test"], m["metric"])
             tol = rule.tolerance(float(old["value"])) if rule else None
             out.append(Delta(m["metric"], m.get("group"), float(old["value"]), float(m["value"]),
-                             way, rule, tol))
+                             way, rule, tol, base_n=_int_or_none(old.get("n")),
+                             new_n=_int_or_none(m.get("n"))))
         return out
 
 
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return None if v is None else int(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def format_regressions(deltas: list[Delta]) -> str:
-    """A table of the measurements that got worse beyond their tolerance."""
-    rows = [("metric", "baseline", "new", "delta", "allowed")]
-    rows += [(d.label, f"{d.baseline:.4g}", f"{d.new:.4g}", f"{d.delta:+.4g}", d.allowed_text)
+    """A table of the measurements that got worse beyond their tolerance or whose n changed
+    (column ``n``: ``480 -> 473`` when it did)."""
+    rows = [("metric", "baseline", "new", "delta", "n", "allowed")]
+    rows += [(d.label, f"{d.baseline:.4g}", f"{d.new:.4g}", f"{d.delta:+.4g}",
+              (f"{d.base_n} -> {d.new_n}" if d.n_changed else
+               ("" if d.new_n is None else str(d.new_n))), d.allowed_text)
              for d in deltas if d.regressed]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()

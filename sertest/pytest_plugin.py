@@ -11,10 +11,16 @@ Nothing happens unless a model is configured (``--sertest-model``, ini ``sertest
 * the audit (:func:`sertest.audit`) runs once per session, lazily, when the first item or
   fixture needs it; under pytest-xdist one worker runs it under a file lock and the others
   read its results from a shared file;
-* verdicts map to outcomes: ``pass`` passes, ``fail`` fails (naming the metric, group,
-  value, confidence interval and threshold), ``inconclusive`` and ``skipped`` skip with the
-  reason, ``error`` fails with the check's traceback; each item's measurements are recorded
-  with ``record_property`` (JUnit ``<property>`` elements);
+* verdicts map to outcomes: ``pass`` passes, ``fail`` fails (saying why in one line, then
+  naming the metric, group, value, confidence interval and threshold of each measurement
+  that did not pass, failing first), ``inconclusive``, ``gated`` (a fairness or robustness
+  result on a dimension the model is not competent on: never a pass) and ``skipped`` skip
+  with the reason, ``error`` fails with the check's traceback and the items the model
+  failed; an entry's flags (``[underpowered]``, ``[confound]`` ...) are named in its skip
+  reason or failure text and in the ``sertest`` summary table; each item's measurements
+  are recorded with ``record_property`` (JUnit ``<property>`` elements);
+* besides the suite's tests, each model gets a ``model_health[MODEL-all]`` item: the
+  audit's share of items the model failed;
 * fixtures ``ser_model``, ``ser_dataset`` and ``ser_audit`` serve hand-written tests;
 * ``--sertest-update-baseline`` stores the measurements in a JSON baseline, and later runs
   fail items whose metrics worsened beyond ``--sertest-compare-fail`` tolerances (see
@@ -616,6 +622,10 @@ class SuiteFile(pytest.File):
                         self, name=f"{check.name}[{m.name}-{target}]", test=check.name,
                         model=m.name, dimension=target, topic=check.topic,
                         line=lines[i] if i < len(lines) else 0)
+        for m in models:  # every audit has one model_health entry per model (dimension "all")
+            yield SuiteItem.from_parent(
+                self, name=f"{MODEL_HEALTH}[{m.name}-all]", test=MODEL_HEALTH, model=m.name,
+                dimension="all", topic="correctness", line=0)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SertestError):
@@ -635,6 +645,10 @@ def _test_lines(path: Path) -> list[int]:
     except Exception:  # noqa: BLE001 - locations are a convenience
         pass
     return []
+
+
+#: the per-model entry every audit writes (item failures, clipped predictions)
+MODEL_HEALTH = "model_health"
 
 
 class SertestFailure(Exception):
@@ -657,6 +671,7 @@ class SuiteItem(pytest.Item):
 
     def runtest(self) -> None:
         from .checks.verdict import ERROR, FAIL, INCONCLUSIVE, SKIPPED
+        from .report import display
 
         state = _state(self.config)
         assert state is not None
@@ -669,26 +684,28 @@ class SuiteItem(pytest.Item):
             raise SertestFailure(f"sertest audit could not run, so {self.test} cannot be judged "
                                  f"for model {self.model!r} on {self.dimension}:\n{exc}") from None
         entries = results.select(self.test, self.model, self.dimension)
+        if not entries and self.test == MODEL_HEALTH:
+            self.user_properties.append(("sertest.verdict", "skipped"))
+            self._skip(f"sertest skipped: {self.test} [{self.model}-{self.dimension}]: this "
+                       "audit wrote no model_health entry")
         if not entries:
             self.user_properties.append(("sertest.verdict", "error"))
             raise SertestFailure(f"the audit has no result for test {self.test!r}, model "
                                  f"{self.model!r}, dimension {self.dimension!r}")
         entry = entries[0]
-        verdict = entry["verdict"]
+        doc = results.doc
+        verdict = display.verdict(doc, entry)
         try:
             status, deltas, base_model = state.compare(entry, results)
         except SertestError as exc:  # e.g. an unreadable baseline file
             self.user_properties.append(("sertest.verdict", verdict))
             raise SertestFailure(f"sertest: {exc}") from None
-        self._record(entry, deltas, status)
+        self._record(entry, deltas, status, doc)
         head = (f"{self.test} for model {self.model!r} on {self.dimension} "
-                f"(suite {results.doc['suite']['name']}, data {results.doc['dataset']['name']})")
+                f"(suite {doc['suite']['name']}, data {doc['dataset']['name']})")
         parts = []
-        if verdict == ERROR:
-            parts.append(f"{head} crashed: {entry.get('error', '')}\n"
-                         f"{entry.get('traceback', '').rstrip()}")
-        elif verdict == FAIL:
-            parts.append(f"{head} failed:\n" + _describe(entry, only=("fail",)))
+        if verdict in (ERROR, FAIL):
+            parts.append(failure_text(doc, entry, head))
         if any(d.regressed for d in deltas):
             parts.append(f"{'and it' if parts else head} regressed against the baseline "
                          f"{state.settings.baseline} (stored model {base_model!r}):\n"
@@ -697,20 +714,25 @@ class SuiteItem(pytest.Item):
             if entry.get("description"):
                 parts.append(f"(test: {entry['description']})")
             raise SertestFailure("\n".join(parts))
-        if verdict == INCONCLUSIVE:
-            self._skip(f"sertest inconclusive: {self.test} [{self.model}-{self.dimension}]: "
-                       + _describe(entry, only=("inconclusive",), sep="; "))
-        if verdict == SKIPPED:
-            self._skip(f"sertest skipped: {self.test} [{self.model}-{self.dimension}]: "
-                       f"{entry.get('reason') or 'nothing to judge'}")
+        if verdict in (INCONCLUSIVE, "gated", SKIPPED):
+            self._skip(skip_reason(doc, entry, f"{self.test} [{self.model}-{self.dimension}]"))
 
     def _skip(self, reason: str) -> None:
         """Skip, reported at the test's line in the suite YAML (not at this module)."""
         raise pytest.skip.Exception(reason, _use_item_location=True)
 
-    def _record(self, entry: dict[str, Any], deltas: list, status: str) -> None:
+    def _record(self, entry: dict[str, Any], deltas: list, status: str,
+                doc: dict[str, Any] | None = None) -> None:
+        from .report import display
+
         props = self.user_properties
-        props.append(("sertest.verdict", entry["verdict"]))
+        doc = doc or {}
+        props.append(("sertest.verdict", display.verdict(doc, entry)))
+        judged = display.judged_verdict(doc, entry)
+        if judged:
+            props.append(("sertest.judged_verdict", judged))
+        if display.flags(entry):
+            props.append(("sertest.flags", "; ".join(display.flag_texts(entry))))
         for m in entry.get("measurements", []):
             label = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
             props.append((label, _fmt(m.get("value"))))
@@ -723,7 +745,7 @@ class SuiteItem(pytest.Item):
             props.append((f"{d.label}.delta", f"{d.delta:+.6g}"))
         props.append(("sertest.baseline", status))
         props.append(("sertest.regressions", str(sum(d.regressed for d in deltas))))
-        props.append(("sertest.summary", _headline(entry, deltas)))
+        props.append(("sertest.summary", _headline(entry, deltas, doc)))
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SertestFailure):
@@ -751,19 +773,75 @@ def _measurement_text(m: dict[str, Any]) -> str:
 
 
 def _describe(entry: dict[str, Any], only: tuple[str, ...], sep: str = "\n") -> str:
-    shown = [m for m in entry.get("measurements", []) if m.get("verdict") in only]
+    from .report.display import sort_measurements
+
+    shown = [m for m in sort_measurements(entry.get("measurements", []))
+             if m.get("verdict") in only]
     prefix = "  " if sep == "\n" else ""
     return sep.join(prefix + _measurement_text(m) for m in shown) or f"{prefix}(no measurement)"
 
 
-def _headline(entry: dict[str, Any], deltas: list) -> str:
-    """One short phrase for the summary table: the regression, else the worst measurement."""
+def failure_text(doc: dict[str, Any], entry: dict[str, Any], head: str) -> str:
+    """The report of a failed or crashed entry: why in one line, the measurements that did
+    not pass (failing first), the items the model failed, flags and multiplicity."""
+    from .report import display
+
+    lines = []
+    failures = display.item_failures_text(entry)
+    if display.verdict(doc, entry) == "error":
+        lines.append(f"{head} crashed: {entry.get('error') or entry.get('reason') or ''}".rstrip())
+        if failures:
+            lines.append(f"  {failures}")
+        if entry.get("traceback"):
+            lines.append(entry["traceback"].rstrip())
+    else:
+        fb = display.failed_because(entry)
+        lines.append(f"{head} failed" + (f" because {fb}:" if fb else ":"))
+        lines.append(_describe(entry, only=("fail", "inconclusive")))
+    for note in display.notes(entry):
+        if note != failures:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def skip_reason(doc: dict[str, Any], entry: dict[str, Any], where: str) -> str:
+    """The skip reason of an inconclusive, gated or skipped entry, with its flags."""
+    from .report import display
+
+    verdict = display.verdict(doc, entry)
+    if verdict == "inconclusive":
+        text = f"sertest inconclusive: {where}: " + _describe(entry, only=("inconclusive",), sep="; ")
+    elif verdict == "gated":
+        text = f"sertest gated: {where}: {display.reason(doc, entry)}"
+    else:
+        text = f"sertest skipped: {where}: {entry.get('reason') or 'nothing to judge'}"
+    extra = display.notes(entry)
+    return text + (f" [{'; '.join(extra)}]" if extra else "")
+
+
+def _headline(entry: dict[str, Any], deltas: list, doc: dict[str, Any] | None = None) -> str:
+    """One short phrase for the summary table: the regression, else why the entry did not
+    pass (else its first judged measurement); flags as tags."""
+    from .report import display
+
+    tags = display.flag_tags(entry)
+    return (_headline_text(entry, deltas, doc or {}) + (f" {tags}" if tags else "")).strip()
+
+
+def _headline_text(entry: dict[str, Any], deltas: list, doc: dict[str, Any]) -> str:
+    from .report import display
+
     bad = [d for d in deltas if d.regressed]
     if bad:
         d = bad[0]
         return f"{d.label} {_fmt(d.baseline)} -> {_fmt(d.new)} ({d.delta:+.3g}, allowed {d.allowed_text})"
-    if entry.get("error"):
-        return entry["error"].splitlines()[0][:80]
+    verdict = display.verdict(doc, entry)
+    if verdict == "error":
+        text = (entry.get("error") or entry.get("reason") or "").splitlines()
+        failures = display.item_failures_text(entry, first=1)
+        return "; ".join(x for x in (text[0][:80] if text else "", failures) if x)
+    if verdict == "gated":
+        return display.reason(doc, entry)[:100]
     if entry.get("reason"):
         return entry["reason"][:80]
     ms = entry.get("measurements", [])
@@ -773,7 +851,8 @@ def _headline(entry: dict[str, Any], deltas: list) -> str:
         return ""
     m = judged[0]
     group = f"[{m['group']}]" if m.get("group") is not None else ""
-    return f"{m['metric']}{group}={_fmt(m.get('value'))} ({m['threshold']['text']})" \
+    thr = (m.get("threshold") or {}).get("text", "")
+    return f"{m['metric']}{group}={_fmt(m.get('value'))}" + (f" ({thr})" if thr else "") \
         + (f", {len(judged) - 1} more" if len(judged) > 1 else "")
 
 
@@ -781,9 +860,13 @@ def _terminal_summary(state: SertestState, tr) -> None:
     if not state.reports:
         return
     tr.section("sertest")
+    from .report.display import RANK
+
     rows = [("outcome", "test", "model", "dimension", "verdict", "measurement")]
     statuses: dict[str, int] = {}
-    for _nodeid, outcome, p in state.reports:
+    failing_first = sorted(state.reports, key=lambda r: (
+        r[1] != "failed", RANK.get(r[2].get("sertest.verdict", ""), len(RANK))))
+    for _nodeid, outcome, p in failing_first:
         rows.append((outcome, p.get("sertest.test", "?"), p.get("sertest.model", "?"),
                      p.get("sertest.dimension", "?"), p.get("sertest.verdict", "?"),
                      p.get("sertest.summary", "")))

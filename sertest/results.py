@@ -20,9 +20,11 @@ import json
 import os
 from typing import Any, Iterable
 
-from .checks.verdict import ERROR, FAIL, INCONCLUSIVE, PASS, SKIPPED, score
+from .checks.verdict import ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, score
 
-SCHEMA = "sertest/results@1"
+SCHEMA = "sertest/results@2"
+#: older schemas that can still be read (rendered, compared)
+READABLE = (SCHEMA, "sertest/results@1")
 _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 #: an array whose items are all numbers (or null/true/false), spread over several lines
 #: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
@@ -63,25 +65,32 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for model in [m["name"] for m in doc["models"] if m["role"] in ("candidate", "baseline")]:
         entries = [t for t in doc["tests"] if t["model"] == model]
-        counts = {v: 0 for v in (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED)}
-        counts["gated"] = 0
-        gate = {d: competence(doc, model, d) for d in {t["dimension"] for t in entries}}
+        counts = {v: 0 for v in (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED, GATED)}
+        flags: dict[str, int] = {}
+        gate = {d: competence(doc, model, d) for d in {t["dimension"] for t in entries}
+                if d != "all"}
         topic_scores: dict[str, list[float]] = {}
         for t in entries:
-            counts[t["verdict"]] = counts.get(t["verdict"], 0) + 1
-            if t["verdict"] == ERROR:
+            verdict = t["verdict"]
+            gated = verdict == GATED or (t["topic"] != "correctness" and verdict != ERROR
+                                         and gate.get(t["dimension"]) is False)
+            if gated and verdict != GATED:  # a results@1 document: gate it here
+                verdict = GATED
+            counts[verdict] = counts.get(verdict, 0) + 1
+            for f in t.get("flags", []):
+                flags[f["kind"]] = flags.get(f["kind"], 0) + 1
+            if verdict == ERROR:
                 s = 0.0
             else:
                 s = score([m["verdict"] for m in t.get("measurements", [])])
-            if s is not None and t["topic"] != "correctness" and gate.get(t["dimension"]) is False:
+            if s is not None and gated:
                 s = 0.0
-                counts["gated"] += 1
             if s is not None:
                 topic_scores.setdefault(t["topic"], []).append(s)
         topics = {k: round(sum(v) / len(v), 4) for k, v in sorted(topic_scores.items())}
         overall = round(sum(topics.values()) / len(topics), 4) if topics else None
         out[model] = {"score": overall, "topics": topics, "counts": counts,
-                      "competent": {d: gate[d] for d in sorted(gate)}}
+                      "competent": {d: gate[d] for d in sorted(gate)}, "flags": flags}
     return {"models": out}
 
 
@@ -89,13 +98,17 @@ class Results:
     """A results document with helpers for front ends (CLI, pytest plugin, reports)."""
 
     def __init__(self, doc: dict[str, Any], timings: dict[str, Any] | None = None,
-                 path: str | None = None) -> None:
-        if doc.get("schema") != SCHEMA:
+                 path: str | None = None, replicates: dict[str, Any] | None = None) -> None:
+        if doc.get("schema") not in READABLE:
             raise ValueError(f"not a sertest results document (schema {doc.get('schema')!r}, "
                              f"expected {SCHEMA!r})")
         self.doc = doc
         self.timings = timings or {}
         self.path = path
+        #: bootstrap replicates per cell ("model|test|dimension|metric|group" -> array),
+        #: written to replicates.npz; every model saw the same resamples, so differences of
+        #: two models' replicates are paired bootstraps of their difference
+        self.replicates = replicates or {}
 
     # -- access -------------------------------------------------------------------
     @property
@@ -126,13 +139,22 @@ class Results:
 
     @property
     def failed(self) -> bool:
-        """True if any test of a candidate model failed or crashed."""
+        """True if any entry of a candidate model is ``fail`` or ``error`` (a crashed check,
+        or predictions the model failed to produce; ``model_health`` included)."""
         cands = set(self.candidates())
         return any(t["verdict"] in (FAIL, ERROR) for t in self.tests if t["model"] in cands)
 
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
+    def exit_code(self, strict: bool = False) -> int:
+        """0 when no candidate entry is ``fail`` or ``error`` (with ``strict``, none is
+        ``inconclusive`` either); else 1.  Skipped and gated entries and the baselines'
+        entries never set it (usage and data errors, 2, are raised before any result)."""
+        if self.failed:
+            return 1
+        if strict:
+            cands = set(self.candidates())
+            if any(t["verdict"] == INCONCLUSIVE for t in self.tests if t["model"] in cands):
+                return 1
+        return 0
 
     # -- I/O ------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -149,6 +171,8 @@ class Results:
         if self.timings:
             _atomic_write(os.path.join(out, "timings.json"),
                           json.dumps(self.timings, indent=1, sort_keys=True) + "\n")
+        if self.replicates:
+            _write_replicates(os.path.join(out, REPLICATES), self.replicates)
         self.path = os.path.join(out, "results.json")
         from .report import render_all
 
@@ -166,7 +190,8 @@ class Results:
         if os.path.exists(tpath):
             with open(tpath, encoding="utf-8") as fh:
                 timings = json.load(fh)
-        return cls(doc, timings, path)
+        return cls(doc, timings, path, read_replicates(os.path.join(os.path.dirname(path),
+                                                                    REPLICATES)))
 
 
 class TestView:
@@ -194,6 +219,31 @@ class TestView:
 
     def __repr__(self) -> str:
         return f"TestView({self.entries[0]['test']!r}, verdict={self.verdict!r})"
+
+
+REPLICATES = "replicates.npz"
+
+
+def _write_replicates(path: str, replicates: dict[str, Any]) -> None:
+    """Replicates as float32 arrays in one compressed .npz (keys listed in ``__keys__``)."""
+    import numpy as np
+
+    keys = sorted(replicates)
+    arrays = {f"r{i}": np.asarray(replicates[k], dtype=np.float32) for i, k in enumerate(keys)}
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez_compressed(tmp, __keys__=np.asarray(keys, dtype=object).astype(str), **arrays)
+    os.replace(tmp, path)
+
+
+def read_replicates(path: str) -> dict[str, Any]:
+    """The replicates written beside a results.json ({} if there are none)."""
+    if not os.path.exists(path):
+        return {}
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        keys = [str(k) for k in data["__keys__"]]
+        return {k: data[f"r{i}"].astype(np.float64) for i, k in enumerate(keys)}
 
 
 def _atomic_write(path: str, text: str) -> None:

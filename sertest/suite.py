@@ -6,6 +6,7 @@ Format::
     description: one line
     targets: [arousal, dominance, valence, emotion]   # optional: restrict what is judged
     bootstrap: {n_boot: 1000, confidence: 0.95}       # optional
+    model_health: {thresholds: {item_failure_share: "< 0.05"}}  # optional (the default)
     tests:
       - test: correctness_regression                  # a registered test id
         thresholds: {ccc: "> 0.5", mae: "< 0.1"}      # optional: override defaults
@@ -32,7 +33,8 @@ from .errors import UsageError
 from .models.base import DIMENSIONS, EMOTION
 
 SUITE_DIR = os.path.join(os.path.dirname(__file__), "test_suites")
-_TOP_KEYS = {"name", "description", "targets", "bootstrap", "tests", "version"}
+_TOP_KEYS = {"name", "description", "targets", "bootstrap", "tests", "version",
+             "model_health"}
 _TEST_KEYS = {"test", "name", "thresholds", "params", "targets", "where"}
 _BOOT_KEYS = {"n_boot", "confidence"}
 _TARGETS = set(DIMENSIONS) | {EMOTION}
@@ -51,6 +53,8 @@ class Suite:
     path: str = ""
     sha256: str = ""
     raw: dict = field(default_factory=dict)
+    #: the model-health check (always run; its thresholds from the ``model_health`` key)
+    health: Check | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
@@ -112,6 +116,7 @@ def load_suite(suite: str | dict = "quick") -> Suite:
     confidence = float(boot.get("confidence", 0.95))
     if not 0 < confidence < 1:
         raise UsageError(f"{where}: bootstrap.confidence must be in (0, 1), got {confidence}")
+    health = _health(doc.get("model_health"), f"{where}: model_health")
     reg = registry()
     checks: list[tuple[Check, tuple[str, ...] | None]] = []
     names: set[str] = set()
@@ -150,7 +155,19 @@ def load_suite(suite: str | dict = "quick") -> Suite:
     return Suite(name=str(doc.get("name") or os.path.splitext(os.path.basename(path))[0] or "suite"),
                  checks=checks, description=str(doc.get("description") or ""),
                  targets=targets, n_boot=n_boot, confidence=confidence, path=path,
-                 sha256=digest, raw=doc)
+                 sha256=digest, raw=doc, health=health)
+
+
+def _health(value, where) -> Check:
+    """The model-health check (:mod:`sertest.checks.health`) with the suite's thresholds."""
+    from .checks.health import ModelHealth
+
+    if value is None:
+        return ModelHealth()
+    if not isinstance(value, dict) or set(value) - {"thresholds"} or (
+            value.get("thresholds") is not None and not isinstance(value["thresholds"], dict)):
+        raise UsageError(f"{where}: expected {{thresholds: {{item_failure_share: '< 0.05'}}}}")
+    return ModelHealth(None, value.get("thresholds"))
 
 
 def select_items(dataset, where: dict | None) -> list[str]:

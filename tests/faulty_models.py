@@ -64,3 +64,40 @@ def hangs(signals, sampling_rate):
     if signals.shape[1] > 1.05 * sampling_rate:  # the adapter probes with 1 s at load time
         time.sleep(60)
     return good(signals, sampling_rate)
+
+
+def all_nan(signals, sampling_rate):
+    return np.full((len(signals), 3), np.nan)
+
+
+all_nan.labels = ["arousal", "dominance", "valence"]
+
+
+def exits_zero(signals, sampling_rate):
+    raise SystemExit(0)
+
+
+exits_zero.labels = ["arousal", "dominance", "valence"]
+
+
+def raises_keyboard_interrupt(signals, sampling_rate):
+    raise KeyboardInterrupt
+
+
+raises_keyboard_interrupt.labels = ["arousal", "dominance", "valence"]
+
+
+def slightly_above(signals, sampling_rate):
+    """1.3 everywhere: outside [0, 1] but within the 0.5 tolerance, so kept as predicted."""
+    return np.full((len(signals), 3), 1.3)
+
+
+slightly_above.labels = ["arousal", "dominance", "valence"]
+
+
+def huge(signals, sampling_rate):
+    """1e30 everywhere: clipped to 1.5 and counted."""
+    return np.full((len(signals), 3), 1e30)
+
+
+huge.labels = ["arousal", "dominance", "valence"]

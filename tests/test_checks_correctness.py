@@ -75,12 +75,12 @@ def dims_frame(table: pd.DataFrame, values) -> pd.DataFrame:
 
 
 def run(test_id: str, ctx: Context, model: str, target: str, params=None, thresholds=None):
+    """Measure and judge one entry with the real judge; ``out.entry`` holds its fields."""
+    from sertest.checks.verdict import judge_entry
+
     check = registry()[test_id](params, thresholds)
     out = check.measure(ctx, model, target)
-    for m in out.measurements:
-        th = m.threshold or check.threshold_for(m.metric)
-        if m.verdict is None:
-            m.verdict = th.judge(m.value, m.ci) if th else "info"
+    out.entry = judge_entry(out.measurements, check.threshold_for, ctx.confidence)
     return out
 
 
@@ -99,7 +99,8 @@ def test_every_catalogue_correctness_test_and_threshold_exists():
         "correctness_regression": {"ccc": "> 0.5", "pcc": "> 0.5", "mae": "< 0.1"},
         "correctness_distribution": {"jsd": "< 0.2", "relative_difference_per_class": "abs < 0.15"},
         "correctness_consistency": {"proportion_in_range": "> 0.75"},
-        "correctness_speaker_average": {"mae": "< 0.1", "class_proportion_mae": "< 0.1"},
+        "correctness_speaker_average": {"mae": "< 0.1", "mae_skill": "> 0",
+                                        "class_proportion_mae": "< 0.1"},
         "correctness_speaker_ranking": {"spearman": "> 0.7"},
         "correctness_classification": {"uar": "> 0.5", "uap": "> 0.5",
                                        "recall_per_class": "> 0.5",
@@ -167,7 +168,9 @@ def test_speaker_average_recovers_a_planted_offset_and_skips_small_speakers():
     ctx = make_ctx(table, {"m": dims_frame(table, means + offset)})
     out = run("correctness_speaker_average", ctx, "m", "arousal")
     assert values(out, "mae")[None] == pytest.approx(0.175)
-    assert verdicts(out)[None] == "fail"
+    assert verdicts(out, "mae")[None] == "fail"
+    assert values(out, "mae_skill")[None] < 0  # worse than the median speaker for all
+    assert out.entry["verdict"] == "fail"
     plot = out.plots["speaker_averages"]
     flagged = {s for s, f in zip(plot["speaker"], plot["flagged"]) if f}
     assert flagged == set(table.loc[table["sex"] == "female", "speaker"])  # errors > 0.2
@@ -290,9 +293,11 @@ def test_spearman_ci_is_none_without_bootstrap_and_brackets_rho():
     x = np.linspace(0, 1, 30)
     y = x + np.random.default_rng(0).normal(0, 0.2, 30)
     ctx = make_ctx(table, {"m": dims_frame(table, 0.5)}, n_boot=300)
-    lo, hi = spearman_ci(ctx, x, y, "k")
+    (lo, hi), reps = spearman_ci(ctx, x, y, "k")
     assert lo <= metrics.spearman(x, y) <= hi
-    assert spearman_ci(make_ctx(table, {"m": dims_frame(table, 0.5)}, n_boot=0), x, y, "k") is None
+    assert reps.shape == (300,)
+    assert spearman_ci(make_ctx(table, {"m": dims_frame(table, 0.5)}, n_boot=0), x, y, "k") \
+        == (None, None)
 
 
 def test_plot_data_has_shapes_the_report_draws():

@@ -91,7 +91,10 @@ def test_model_biased_against_one_sex_fails_fairness_sex():
     d = deltas(out, "ccc_difference")
     assert set(d) == {"female", "male"}
     assert d["female"].value > 0.075 and d["male"].value < -0.075
-    assert d["female"].verdict == "fail" and d["male"].verdict == "fail"
+    # a fail is decided on the simultaneous band over the test's cells
+    assert d["female"].verdict == "fail" and d["male"].verdict != "pass"
+    assert out.entry["verdict"] == "fail" and "ccc_difference" in out.entry["failed_because"]
+    assert out.entry["multiplicity"]["comparisons"] > 10
     assert d["female"].ci[0] <= d["female"].value <= d["female"].ci[1]
 
 

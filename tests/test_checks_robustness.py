@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from sertest import audit, metrics
 from sertest.checks.base import Measurement
 from sertest.checks.dose import DoseNoise, DosePitch, crossing
-from sertest.checks.robustness import difference_ci, unchanged_mask, wilson_interval
+from sertest.checks.robustness import difference_replicates, unchanged_mask, wilson_interval
+from sertest.stats import percentile_interval
 from sertest.errors import UsageError
 from sertest.suite import load_suite
 from tests.helpers import make_onnx_model
@@ -314,7 +315,10 @@ def test_pitch_breakdown_per_side_with_ci_and_censoring():
     assert down.ci == (pytest.approx(-2 - 0.1 / 0.07), pytest.approx(-2 - 0.04 / 0.09))
     up = check._breakdown("up", [2, 4], per, "ccc_change", -0.05, 0.0)
     assert math.isnan(up.value) and up.extra["censored"] == "never"
-    assert up.verdict == "pass" and up.ci == (4, math.inf)
+    assert up.extra["known_between"] == [4, math.inf] and up.ci == (4, math.inf)
+    from sertest.checks.verdict import judge_entry
+
+    assert judge_entry([up], check.threshold_for)["verdict"] == "pass"  # held beyond 2 st
 
 
 def test_noise_breakdown_at_first_level_fails():
@@ -343,7 +347,7 @@ def test_unchanged_mask_is_exact_on_hundredths(a, b, tol):
 
 
 @pytest.mark.parametrize("metric, kind", [(metrics.ccc, "float"), (metrics.uar, "label")])
-def test_difference_ci_matches_generic_bootstrap(metric, kind):
+def test_difference_replicates_match_generic_bootstrap(metric, kind):
     rng = np.random.default_rng(3)
     n = 60
     if kind == "float":
@@ -355,8 +359,8 @@ def test_difference_ci_matches_generic_bootstrap(metric, kind):
         b = np.where(rng.random(n) < 0.8, t, labels[rng.integers(0, 3, n)])
         o = np.where(rng.random(n) < 0.5, t, labels[rng.integers(0, 3, n)])
     groups = np.array([f"s{i % 7}" for i in range(n)], dtype=object)
-    fast = difference_ci(metric, t, b, o, n_boot=300, confidence=0.9,
-                         rng=np.random.default_rng(11), groups=groups)
+    fast = percentile_interval(difference_replicates(
+        metric, t, b, o, n_boot=300, rng=np.random.default_rng(11), groups=groups), 0.9)
     slow = metrics.bootstrap_ci(lambda a, c, d: metric(a, d) - metric(a, c), t, b, o,
                                 n_boot=300, confidence=0.9, rng=np.random.default_rng(11),
                                 groups=groups)

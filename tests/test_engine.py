@@ -23,9 +23,12 @@ def test_one_entry_per_test_model_dimension(tiny_data, onnx_model, tmp_path):
     names = [m["name"] for m in doc["models"]]
     assert names == ["m", "random-gaussian"]
     keys = {(t["test"], t["model"], t["dimension"]) for t in doc["tests"]}
-    assert len(keys) == len(doc["tests"]) == 2 * 3
+    # 3 dimensions per model, plus one model_health entry per model
+    assert len(keys) == len(doc["tests"]) == 2 * 3 + 2
+    assert {k for k in keys if k[0] == "model_health"} == {
+        ("model_health", "m", "all"), ("model_health", "random-gaussian", "all")}
     for t in doc["tests"]:
-        assert t["verdict"] in ("pass", "fail", "inconclusive", "error", "skipped")
+        assert t["verdict"] in ("pass", "fail", "inconclusive", "error", "skipped", "gated")
         for m in t["measurements"]:
             assert {"metric", "value", "ci", "threshold", "verdict"} <= set(m)
     for s in doc["summary"]["models"].values():
@@ -88,9 +91,10 @@ def test_crashing_check_is_an_error_result_not_fatal(tiny_data, onnx_model, monk
 
     monkeypatch.setattr(Regression, "measure", boom)
     res = audit([onnx_model], str(tiny_data), "smoke", cache=False)
-    assert {t["verdict"] for t in res.tests} == {"error"}
-    assert "kaboom" in res.tests[0]["error"]
-    assert res.exit_code == 1
+    checked = [t for t in res.tests if t["test"] != "model_health"]
+    assert {t["verdict"] for t in checked} == {"error"}
+    assert "kaboom" in checked[0]["error"]
+    assert res.exit_code() == 1
 
 
 def test_results_round_trip(tiny_data, tmp_path):

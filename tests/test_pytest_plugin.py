@@ -108,8 +108,14 @@ def assets(tmp_path_factory) -> dict[str, str]:
     return out
 
 
-def _run(pytester: pytest.Pytester, *args: str, xdist: bool = False) -> pytest.RunResult:
-    args = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rfs", *args)
+#: leaves out the per-model model_health items, so counts below are the suite's tests alone
+NO_HEALTH = ("-k", "not model_health")
+
+
+def _run(pytester: pytest.Pytester, *args: str, xdist: bool = False,
+         health: bool = False) -> pytest.RunResult:
+    args = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-rfs",
+            *(() if health else NO_HEALTH), *args)
     if xdist:  # the controller runs in-process, the two workers are subprocesses
         args = ("-n", "2", *args)
     return pytester.runpytest_inprocess(*args)
@@ -241,7 +247,8 @@ def test_baseline_update_then_compare_fail_catches_regression(pytester, assets, 
     key = measurement_key("correctness_regression", "cand", "arousal", "ccc")
     assert stored[key]["direction"] == "higher" and stored[key]["value"] > 0.9
     lines = [ln for ln in baseline.read_text().splitlines() if '"value"' in ln]
-    assert len(lines) == len(stored) == 3  # one measurement per line
+    assert len(lines) == len(stored)  # one measurement per line
+    assert sum(k.startswith("correctness_regression |") for k in stored) == 3
 
     rules = ["--sertest-compare-fail", "ccc:-0.02", "--sertest-compare-fail", "mae:0.01"]
     reg = _run(pytester, f"--sertest-model=cand={assets['worse']}", *common, *rules,
@@ -290,9 +297,11 @@ def test_settings_from_ini_and_tool_sertest(pytester, assets):
         sertest_cache = {assets['cache']}
         sertest_seed = 3
     """)
-    res = _run(pytester, "--collect-only", "-q")
+    res = _run(pytester, "--collect-only", "-q", health=True)
     res.stdout.fnmatch_lines(["*s.yaml::correctness_regression[[]one-arousal[]]",
-                              "*s.yaml::correctness_regression[[]two-arousal[]]"])
+                              "*s.yaml::correctness_regression[[]two-arousal[]]",
+                              "*s.yaml::model_health[[]one-all[]]",
+                              "*s.yaml::model_health[[]two-all[]]"])
     hand_only = _run(pytester, "--collect-only", "-q", "-m", "not sertest")
     hand_only.stdout.no_fnmatch_line("*s.yaml::*")
     header = _run(pytester, "--collect-only", "--sertest-seed", "5",
@@ -352,7 +361,7 @@ tests:
 """)
     # a subprocess: the planted check must not stay in this process's registry
     res = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-rfs", f"--sertest-model={assets['worse']}",
+        "-p", "no:cacheprovider", "-rfs", *NO_HEALTH, f"--sertest-model={assets['worse']}",
         *_common(assets), "--sertest-no-baselines", "s.yaml")
     res.assert_outcomes(skipped=1, failed=1)
     res.stdout.fnmatch_lines([
@@ -450,3 +459,40 @@ def test_baseline_file_round_trips_and_is_line_per_measurement(tmp_path):
 
     with pytest.raises(UsageError, match="b.json"):
         Baseline.load(str(path))
+
+
+# -- gated results, model health, failing first -------------------------------------------------
+def test_gated_result_skips_with_the_reason_and_model_health_is_an_item(pytester, assets):
+    """The flat model is not competent on arousal (CCC 0), so its robustness result is
+    gated: skipped with the reason, never passed; each model gets a model_health item."""
+    pytester.makefile(".yaml", g="""name: g
+targets: [arousal]
+bootstrap: {n_boot: 50}
+tests:
+  - test: correctness_regression
+    thresholds: {ccc: "> 0.5", pcc: null, mae: null}
+  - test: robustness_small_changes
+    params: {changes: [gain_small]}
+""")
+    junit = pytester.path / "j.xml"
+    res = _run(pytester, f"--sertest-model={assets['flat']}", *_common(assets), "g.yaml",
+               f"--junitxml={junit}", health=True)
+    outcomes = res.parseoutcomes()
+    assert outcomes.get("failed") == 1 and outcomes.get("skipped") == 1
+    assert outcomes.get("passed", 0) == 1  # model_health: the model answered every item
+    res.stdout.fnmatch_lines([
+        "SKIPPED [[]1[]] g.yaml:*: sertest gated: robustness_small_changes [[]flat-arousal[]]: "
+        "not competent on arousal: correctness_regression ccc * (judged *"])
+    cases = {_props(c)["sertest.test"]: c for c in _cases(junit)}
+    assert set(cases) == {"correctness_regression", "robustness_small_changes", "model_health"}
+    gated = cases["robustness_small_changes"]
+    assert gated.find("skipped") is not None and gated.find("failure") is None
+    assert _props(gated)["sertest.verdict"] == "gated"
+    assert _props(gated)["sertest.judged_verdict"] in ("pass", "fail", "inconclusive")
+    assert _props(cases["model_health"])["sertest.dimension"] == "all"
+    # the sertest summary table lists the failure first, then the gated result
+    table = res.stdout.str().split("== sertest ==")[1].splitlines()
+    rows = [line.split()[:5] for line in table if line.startswith(("failed", "passed", "skipped"))]
+    assert rows[0] == ["failed", "correctness_regression", "flat", "arousal", "fail"]
+    assert rows[1] == ["skipped", "robustness_small_changes", "flat", "arousal", "gated"]
+    assert rows[2][:2] == ["passed", "model_health"]

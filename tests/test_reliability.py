@@ -99,7 +99,6 @@ def test_very_long_file_streams(tmp_path):
     ("raises_on_long", "planted failure on long input"),
     ("wrong_width", "returned shape"),
     ("wrong_count", "returned shape"),
-    ("out_of_range", "outside the declared range"),
 ])
 def test_faulty_models_give_clear_item_errors(tiny_data, model, stage_error):
     res = audit([f"callable:tests.faulty_models:{model}"], str(tiny_data), "smoke", cache=False,
@@ -108,8 +107,13 @@ def test_faulty_models_give_clear_item_errors(tiny_data, model, stage_error):
     assert errs, "a faulty model must never pass silently"
     assert all(e["stage"] == "model" and e["model"] == model for e in errs)
     assert any(stage_error in e["error"] for e in errs), errs[0]
-    # never a silent wrong number: every reported value rests on valid predictions only
+    # never a silent wrong number: every reported value rests on valid predictions only,
+    # and every test that needed a failed prediction is an error (never a skip or a pass)
     for t in res.tests:
+        if t["test"] == "model_health":
+            assert t["measurements"][0]["value"] == len(errs) / 40
+            continue
+        assert t["verdict"] == "error" and t["item_failures"]["count"] == len({e["id"] for e in errs})
         for m in t["measurements"]:
             assert m["n"] is None or m["n"] <= 40 - len({e["id"] for e in errs})
 

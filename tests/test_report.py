@@ -470,8 +470,10 @@ def test_junit_has_one_case_per_test_model_dimension(report_dir):
             assert f"{bad['value']:.4g}" in msg
         elif t["verdict"] == "error":
             assert kinds == {Error} and t["error"] in case.result[0].message
-        elif t["verdict"] in ("skipped", "inconclusive"):
+        elif t["verdict"] in ("skipped", "inconclusive", "gated"):
             assert kinds == {Skipped}
+            if t["verdict"] == "gated":  # never a pass: skipped, with the reason
+                assert case.result[0].message.startswith(f"gated: {t['reason']}")
         else:
             assert kinds == set()
         props = {p.name: p.value for p in case.child(Properties)}
@@ -512,11 +514,13 @@ def test_compare_cli_shows_each_tests_change(workdir, report_dir, browser, capsy
         for bm, cm in zip(b["measurements"], t["measurements"]):
             delta = cm["value"] - bm["value"]
             row = [line for line in md.splitlines() if line.startswith(
-                f"| {t['test'].replace('_', chr(92) + '_')} | {t['dimension']} | {bm['metric']} |")]
+                f"| {t['test'].replace('_', chr(92) + '_')} | {t['dimension']} | "
+                f"{bm['metric'].replace('_', chr(92) + '_')} |")]
             assert len(row) == 1, (t["test"], t["dimension"], bm["metric"])
             assert f"{'+' if delta > 0 else ''}{delta:.3f}" in row[0]
             want = compare_mod._direction(bm["threshold"], bm["value"], cm["value"])
-            assert {"better": "▲ better", "worse": "▼ worse", "same": "= same"}[want] in row[0]
+            assert {"better": "▲ better", "worse": "▼ worse", "same": "= same",
+                    "n/a": ""}[want] in row[0]
     changed = [(e["test"], e["dimension"]) for e in cand["tests"] if e["model"] == "m2" and any(
         b["verdict"] != e["verdict"] for b in base["tests"] if b["model"] == "m"
         and (b["test"], b["dimension"]) == (e["test"], e["dimension"]))]
@@ -640,3 +644,51 @@ def test_binned_2d_histogram_draws_each_cell_where_it_belongs(browser, workdir):
     assert hot[2] > 150 and hot[0] < 60, hot  # the stylesheet's blue at full strength
     assert faint[2] > faint[0] + 20 and faint[0] > 120, faint  # the same blue, light
     assert abs(empty[0] - empty[2]) < 12, empty  # background: no blue cast
+
+
+@needs_browser
+def test_page_shows_gated_flags_and_failures_first(browser, workdir):
+    """A synthetic results@2 document (tests/test_report_display.py): gated results are
+    shown as gated wherever a verdict appears, flags as badges with their text, and the
+    list of what did not pass starts with the crash and the failures."""
+    from tests.test_report_display import make_doc
+
+    out = Path(workdir) / "display"
+    out.mkdir(exist_ok=True)
+    (out / "report.html").write_text(html_mod.render(Results(make_doc())), encoding="utf-8")
+    browser.open(str(out / "report.html"))
+    assert _severe(browser.logs()) == []
+    rows = browser.js("return [...document.querySelectorAll('table.failing tbody tr')].map("
+                      "r => [r.cells[0].textContent.trim(), r.cells[1].textContent.trim(), "
+                      "r.cells[3].textContent.trim(), r.cells[4].innerText])")
+    assert [(v, t, d) for v, t, d, _ in rows] == [
+        ("! error", "model_health", "all"), ("✗ fail", "correctness_regression", "valence"),
+        ("✗ fail", "fairness_sex", "arousal"), ("⊘ gated", "fairness_sex", "valence"),
+        ("⊘ gated", "robustness_noise", "valence")]
+    assert rows[2][3].startswith("failed because female: ccc_difference 0.151")
+    assert "confound: group female is one speaker" in rows[2][3]
+    assert "not competent on valence" in rows[3][3]
+    # every verdict shown for the gated valence results says gated, none says pass
+    dims = browser.js("return [...document.querySelectorAll('.dim')].map(d => "
+                      "[d.id, d.querySelector('.dim-head h4').textContent, "
+                      "[...d.querySelectorAll('.dim-head .badge')].map(b => b.textContent.trim())])")
+    valence = {(i.split('-')[1], tuple(b)) for i, h, b in dims if h.endswith("valence")}
+    assert {b for _, b in valence} >= {("⊘ cand: gated",)}
+    assert not any("cand: pass" in x for _, b in valence for x in b)
+    cells = browser.js("return [...document.querySelectorAll('a.vbox.v-gated')].map(a => "
+                       "[a.title, getComputedStyle(a).borderTopStyle])")
+    assert sorted(t for t, _ in cells) == ["cand, valence: gated"] * 2
+    assert all(style == "dashed" for _, style in cells)
+    card = browser.js("return [...document.querySelectorAll('.model-card:not(.ref) .badge.count')].map("
+                      "b => b.textContent.replace(/\\s+/g, ' ').trim())")
+    assert card == ["✓ 2 pass", "✗ 2 fail", "⊘ 2 gated", "! 1 error", "– 1 skipped"]
+    # flags: a visible badge per kind, with its text beside it
+    flags = browser.js("return [...document.querySelectorAll('.dim .flagline')].filter("
+                       "e => e.offsetParent !== null).map(e => e.textContent.trim())")
+    assert any(f.startswith("confound") and "group female is one speaker" in f for f in flags)
+    assert any(f.startswith("uninformative") for f in flags)
+    assert any(f.startswith("item failures") for f in flags)
+    text = browser.js("return document.body.innerText")
+    assert "verdict over 15 comparisons, simultaneous 95 %" in text
+    assert "mde 0.09; underpowered, needs about 340 items" in text
+    assert "4 of 120 needed item(s) failed, e.g. i07" in text

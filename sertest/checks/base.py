@@ -57,7 +57,7 @@ class Measurement:
         value: the measured value (NaN if it could not be computed).
         group: what it was measured on: a group (``female``), a condition (``babble``),
             a bin (``0.25-0.5``) or a class (``anger``); ``None`` for the whole set.
-        ci: (low, high) bootstrap confidence interval, if computed.
+        ci: (low, high) bootstrap confidence interval (marginal), if computed.
         n: number of items it rests on.
         threshold, verdict: filled in by judging.
     """
@@ -70,6 +70,13 @@ class Measurement:
     threshold: Threshold | None = None
     verdict: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: bootstrap replicates of ``value`` (not written to results.json; the judge derives
+    #: standard errors, simultaneous intervals and power from them; replicates.npz keeps
+    #: them for paired comparisons)
+    replicates: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: set by the judge: simultaneous interval (over the test's cells) and power analysis
+    ci_simultaneous: tuple[float, float] | None = None
+    power: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"metric": self.metric, "group": self.group,
@@ -78,6 +85,10 @@ class Measurement:
                              "n": self.n,
                              "threshold": self.threshold.to_dict() if self.threshold else None,
                              "verdict": self.verdict}
+        if self.ci_simultaneous is not None:
+            d["ci_simultaneous"] = [_num(c) for c in self.ci_simultaneous]
+        if self.power is not None:
+            d["power"] = _plain(self.power)
         if self.extra:
             d["extra"] = _plain(self.extra)
         return d
@@ -175,7 +186,8 @@ class Context:
 
     def __init__(self, dataset, store, models: dict[str, Any], seed: int = 0,
                  reference: str | None = None, n_boot: int = 1000, confidence: float = 0.95,
-                 failed_ids: set[str] | None = None) -> None:
+                 failed_ids: set[str] | None = None, item_errors: list | None = None,
+                 needed: dict[str, set[str]] | None = None) -> None:
         self.dataset = dataset
         self.store = store
         self.models = models
@@ -183,7 +195,13 @@ class Context:
         self.reference = reference
         self.n_boot = n_boot
         self.confidence = confidence
+        #: items that could not be decoded (the data's fault): left out everywhere
         self.failed_ids = failed_ids or set()
+        #: every :class:`~sertest.engine.execute.ItemError` of the execution (model failures
+        #: make the entries that needed them ``error``, see :mod:`sertest.checks.health`)
+        self.item_errors = list(item_errors or [])
+        #: condition key -> item ids the audit asked every audited model to predict
+        self.needed = needed or {}
 
     @property
     def table(self) -> pd.DataFrame:

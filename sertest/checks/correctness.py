@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, stats
 from ..errors import UsageError
 from .base import Check, Context, Measurement, Outcome, Request, register
 
@@ -44,17 +44,19 @@ def _clusters(ctx: Context, ids) -> np.ndarray | None:
     return None
 
 
-def with_ci(ctx: Context, metric, truth, pred, key: str, groups=None) -> tuple[float, tuple | None]:
-    """A metric value and its bootstrap confidence interval (seeded by the check key)."""
+def with_ci(ctx: Context, metric, truth, pred, key: str, groups=None
+            ) -> tuple[float, tuple | None, np.ndarray | None]:
+    """A metric value, its bootstrap confidence interval and the bootstrap replicates.
+
+    ``key`` names the test, target and cell but never the model: every model measured on
+    the same items sees the same resamples (common random numbers, paired comparisons).
+    """
     value = float(metric(truth, pred))
     if ctx.n_boot <= 0 or len(truth) < 3 or not np.isfinite(value):
-        return value, None
-    lo, hi = metrics.bootstrap_ci(metric, truth, pred, n_boot=ctx.n_boot,
-                                  confidence=ctx.confidence, rng=ctx.rng("bootstrap", key),
-                                  groups=groups)
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return value, None
-    return value, (float(lo), float(hi))
+        return value, None, None
+    reps = stats.replicates(metric, truth, pred, n_boot=ctx.n_boot,
+                            rng=ctx.rng("bootstrap", key, len(truth)), groups=groups)
+    return value, stats.percentile_interval(reps, ctx.confidence), reps
 
 
 def subsample_points(ctx: Context, key: str, *arrays, limit: int = MAX_PLOT_POINTS):
@@ -86,6 +88,21 @@ def histogram(values, bins: int = HIST_BINS) -> list[float]:
     """Proportions of ``values`` in ``bins`` equal bins over [0, 1] (outliers clipped in)."""
     shares = metrics.histogram_proportions(np.asarray(values, dtype=float), bins)
     return np.round(shares, 4).tolist()
+
+
+def mae_skill(truth, prediction) -> float:
+    r"""Skill of ``prediction`` over the best constant: :math:`1 - \mathrm{MAE}(t, p) /
+    \mathrm{MAE}(t, \tilde t)`, with :math:`\tilde t` the median truth, the constant of
+    least MAE (NaN if every truth is equal).  So every constant predictor scores <= 0.
+
+    >>> mae_skill([0.2, 0.5, 0.8], [0.5, 0.5, 0.5])
+    0.0
+    """
+    t = np.asarray(truth, dtype=float)
+    ref = float(np.mean(np.abs(t - np.median(t))))
+    if ref <= 1e-12:
+        return math.nan
+    return 1.0 - metrics.mae(t, prediction) / ref
 
 
 def share_difference(indicator_a, indicator_b) -> float:
@@ -127,22 +144,15 @@ def weighted_spearman(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.n
     return np.clip(out, -1.0, 1.0)
 
 
-def spearman_ci(ctx: Context, x: np.ndarray, y: np.ndarray, key: str) -> tuple | None:
-    """Bootstrap CI of Spearman's rho over the units (rows) of ``x`` and ``y``, vectorised."""
+def spearman_ci(ctx: Context, x: np.ndarray, y: np.ndarray, key: str
+                ) -> tuple[tuple | None, np.ndarray | None]:
+    """Bootstrap CI and replicates of Spearman's rho over the units (rows) of ``x``, ``y``."""
     n = len(x)
     if ctx.n_boot <= 0 or n < 3:
-        return None
-    rng = ctx.rng("bootstrap", key)
-    draws = rng.integers(0, n, size=(ctx.n_boot, n))
-    flat = (draws + (np.arange(ctx.n_boot) * n)[:, None]).ravel()
-    weights = np.bincount(flat, minlength=ctx.n_boot * n).reshape(ctx.n_boot, n)
+        return None, None
+    weights = stats.cluster_weights(n, ctx.n_boot, ctx.rng("bootstrap", key, n))
     values = weighted_spearman(weights, x, y)
-    ok = values[np.isfinite(values)]
-    if ok.size == 0 or values.size - ok.size > 0.1 * values.size:
-        return None
-    alpha = 1.0 - ctx.confidence
-    lo, hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
+    return stats.percentile_interval(values, ctx.confidence), values
 
 
 def class_labels_for(ctx: Context, model: str, truth: pd.Series,
@@ -191,9 +201,9 @@ class Regression(_PrimaryCheck):
         for name, fn in (("ccc", metrics.ccc), ("pcc", metrics.pcc), ("mae", metrics.mae)):
             if name not in self.thresholds:
                 continue
-            value, ci = with_ci(ctx, fn, t, p, f"{self.id}/{model}/{target}/{name}", groups)
-            out.measurements.append(Measurement(name, value, ci=ci, n=len(t)))
-        tx, px = subsample_points(ctx, f"{self.id}/{model}/{target}", t, p)
+            value, ci, reps = with_ci(ctx, fn, t, p, f"{self.name}/{target}", groups)
+            out.measurements.append(Measurement(name, value, ci=ci, n=len(t), replicates=reps))
+        tx, px = subsample_points(ctx, f"{self.name}/{target}", t, p)
         out.plots["scatter"] = {"truth": tx, "prediction": px}
         return out
 
@@ -229,7 +239,7 @@ class Distribution(_PrimaryCheck):
         if len(truth) < 3:
             return Outcome(skipped=f"only {len(truth)} items with {target} labels")
         groups = _clusters(ctx, truth.index)
-        key = f"{self.id}/{model}/{target}"
+        key = f"{self.name}/{target}"
         out = Outcome()
         if self.kind_of(target) == "regression":
             bins = int(self.params["bins"])
@@ -237,9 +247,9 @@ class Distribution(_PrimaryCheck):
                 raise UsageError(f"test {self.name!r}: bins must be at least 2, got {bins}")
             t, p = truth.to_numpy(float), pred.to_numpy(float)
             jsd = functools.partial(metrics.jensen_shannon_distance, bins=bins)
-            value, ci = with_ci(ctx, jsd, t, p, f"{key}/jsd", groups)
+            value, ci, reps = with_ci(ctx, jsd, t, p, key, groups)
             out.measurements.append(Measurement("jsd", value, ci=ci, n=len(t),
-                                                extra={"bins": bins}))
+                                                extra={"bins": bins}, replicates=reps))
             out.plots["histogram"] = {"edges": _edges(), "truth": histogram(t),
                                       "prediction": histogram(p)}
             return out
@@ -255,14 +265,14 @@ class Distribution(_PrimaryCheck):
         diffs = metrics.relative_difference_per_class(p, t, labels=cells)
         for c in cells:
             ti, pi = (t == c).astype(float), (p == c).astype(float)
-            ci = None
+            ci = reps = None
             if ctx.n_boot > 0 and len(t) >= 3:
-                lo, hi = metrics.bootstrap_ci(share_difference, ti, pi, n_boot=ctx.n_boot,
-                                              confidence=ctx.confidence,
-                                              rng=ctx.rng("bootstrap", key, c), groups=groups)
-                ci = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+                reps = stats.replicates(share_difference, ti, pi, n_boot=ctx.n_boot,
+                                        rng=ctx.rng("bootstrap", key, len(t)), groups=groups)
+                ci = stats.percentile_interval(reps, ctx.confidence)
             out.measurements.append(Measurement(
                 "relative_difference_per_class", diffs[c], group=c, ci=ci, n=len(t),
+                replicates=reps,
                 extra={"truth_share": float(ti.mean()), "prediction_share": float(pi.mean())}))
         out.plots["class_distribution"] = {"groups": {
             "truth": {c: round(float(np.mean(t == c)), 4) for c in cells},
@@ -370,10 +380,10 @@ class Consistency(_PrimaryCheck):
                     ((values <= high) if high is not None else np.ones(n, bool))
                 value = metrics.proportion_in_range(values, low, high)
                 groups = None if groups_all is None else groups_all[mask]
-                _, ci = with_ci(ctx, _share, np.zeros(n), inside.astype(float),
-                                f"{self.id}/{model}/{target}/{cat}", groups)
+                _, ci, reps = with_ci(ctx, _share, np.zeros(n), inside.astype(float),
+                                      f"{self.name}/{target}/{cat}", groups)
                 out.measurements.append(Measurement("proportion_in_range", value, group=cat,
-                                                    ci=ci, n=n, extra=extra))
+                                                    ci=ci, n=n, extra=extra, replicates=reps))
                 expected = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
                 dist[cat] = {"edges": _edges(), "prediction": histogram(values), "n": n,
                              "expected": expected,
@@ -439,6 +449,21 @@ class _SpeakerCheck(_PrimaryCheck):
                                          + (" or min_per_class" if min_class else ""))
         return frame, labels, out
 
+    def _speakers_alike(self, frame: pd.DataFrame, labels: list[str], target: str) -> str | None:
+        """A reason when the speakers' true means do not differ (one-way ANOVA of the truth
+        by speaker does not reject equal means at ``speaker_difference_p``), else None."""
+        alpha = self.params.get("speaker_difference_p")
+        if labels or alpha is None:
+            return None
+        from scipy.stats import f_oneway
+
+        groups = [g.to_numpy(float) for _, g in frame.groupby("speaker")["truth"]]
+        p_value = float(f_oneway(*groups).pvalue) if len(groups) > 1 else float("nan")
+        if p_value < alpha:
+            return None
+        return (f"the speakers' true mean {target} values do not differ (one-way ANOVA "
+                f"p = {p_value:.2g} >= {alpha:g})")
+
 
 @register
 class SpeakerAverage(_SpeakerCheck):
@@ -453,27 +478,46 @@ class SpeakerAverage(_SpeakerCheck):
     over speakers of ``|p_truth(c | speaker) - p_pred(c | speaker)|`` (``class_proportion_mae``).
 
     CIs: bootstrap over speakers.
+
+    Applicability (dimensions): when the speakers' true means do not differ (one-way ANOVA,
+    as in ``correctness_speaker_ranking``; ``speaker_difference_p``), a constant predictor
+    gets every speaker's average right and the test cannot tell a model that hears the
+    speaker from one that hears nothing: it is skipped with that reason.  Where they differ,
+    the MAE of the model is judged together with ``mae_skill`` = 1 - MAE / MAE of
+    predicting the median speaker average for every speaker (``> 0``: the model must know more
+    about the speakers than a constant does; a constant predictor scores at most 0).
     """
 
     id = "correctness_speaker_average"
     topic = "correctness"
     description = "error of the per-speaker average prediction"
-    metrics = {"mae": "< 0.1", "class_proportion_mae": "< 0.1"}
-    defaults = {"min_samples": 10, "min_per_class": 8, "flag": 0.2}
+    metrics = {"mae": "< 0.1", "mae_skill": "> 0", "class_proportion_mae": "< 0.1"}
+    defaults = {"min_samples": 10, "min_per_class": 8, "flag": 0.2,
+                "speaker_difference_p": 0.05}
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         frame, labels, out = self._select(ctx, model, target)
         if frame is None:
             return out
-        key = f"{self.id}/{model}/{target}"
+        reason = self._speakers_alike(frame, labels, target)
+        if reason:
+            return Outcome(skipped=f"{reason}: a constant predictor would get every "
+                           "speaker's average right, so the test cannot tell")
+        key = f"{self.name}/{target}"
         n_items = len(frame)
         if not labels:
             means = frame.groupby("speaker")[["truth", "prediction"]].mean()
             sizes = frame.groupby("speaker").size()
             t, p = means["truth"].to_numpy(float), means["prediction"].to_numpy(float)
-            value, ci = with_ci(ctx, metrics.mae, t, p, key)
+            value, ci, reps = with_ci(ctx, metrics.mae, t, p, key)
             out.measurements.append(Measurement("mae", value, ci=ci, n=len(t),
-                                                extra={"items": n_items}))
+                                                extra={"items": n_items}, replicates=reps))
+            if "mae_skill" in self.thresholds:
+                value, ci, reps = with_ci(ctx, mae_skill, t, p, key)
+                out.measurements.append(Measurement(
+                    "mae_skill", value, ci=ci, n=len(t), replicates=reps,
+                    extra={"items": n_items, "reference": "the median speaker average for "
+                           "every speaker"}))
             flag = float(self.params["flag"])
             out.plots["speaker_averages"] = {
                 "speaker": list(means.index), "truth": np.round(t, 4).tolist(),
@@ -485,9 +529,10 @@ class SpeakerAverage(_SpeakerCheck):
         pp = _proportions(frame, "prediction", labels).reindex(pt.index)
         for c in labels:
             t, p = pt[c].to_numpy(float), pp[c].to_numpy(float)
-            value, ci = with_ci(ctx, metrics.mae, t, p, f"{key}/{c}")
+            value, ci, reps = with_ci(ctx, metrics.mae, t, p, key)
             out.measurements.append(Measurement("class_proportion_mae", value, group=c, ci=ci,
-                                                n=len(t), extra={"items": n_items}))
+                                                n=len(t), extra={"items": n_items},
+                                                replicates=reps))
         sizes = frame.groupby("speaker").size()
         out.plots["speaker_proportions"] = {
             c: {"speaker": list(pt.index), "truth": np.round(pt[c].to_numpy(float), 4).tolist(),
@@ -524,17 +569,10 @@ class SpeakerRanking(_SpeakerCheck):
         frame, labels, out = self._select(ctx, model, target)
         if frame is None:
             return out
-        key = f"{self.id}/{model}/{target}"
-        alpha = self.params["speaker_difference_p"]
-        if not labels and alpha is not None:
-            from scipy.stats import f_oneway
-
-            groups = [g.to_numpy(float) for _, g in frame.groupby("speaker")["truth"]]
-            p_value = float(f_oneway(*groups).pvalue) if len(groups) > 1 else float("nan")
-            if not (p_value < alpha):
-                return Outcome(skipped=(
-                    f"the speakers' true mean {target} values do not differ (one-way ANOVA "
-                    f"p = {p_value:.2g} >= {alpha:g}): there is no speaker ranking to reproduce"))
+        key = f"{self.name}/{target}"
+        reason = self._speakers_alike(frame, labels, target)
+        if reason:
+            return Outcome(skipped=f"{reason}: there is no speaker ranking to reproduce")
         if not labels:
             means = frame.groupby("speaker")[["truth", "prediction"]].mean()
             series = {None: (means["truth"], means["prediction"])}
@@ -546,12 +584,12 @@ class SpeakerRanking(_SpeakerCheck):
         for c, (t_s, p_s) in series.items():
             t, p = t_s.to_numpy(float), p_s.to_numpy(float)
             value = metrics.spearman(t, p)
-            ci = spearman_ci(ctx, t, p, f"{key}/{c}") if np.isfinite(value) else None
+            ci, reps = spearman_ci(ctx, t, p, key) if np.isfinite(value) else (None, None)
             extra = {"items": len(frame)}
             if not np.isfinite(value):
                 extra["reason"] = "constant per-speaker values: no ranking to compare"
             out.measurements.append(Measurement("spearman", value, group=c, ci=ci, n=len(t),
-                                                extra=extra))
+                                                extra=extra, replicates=reps))
             ranks[c] = {"names": list(t_s.index), "truth": np.round(t, 4).tolist(),
                         "prediction": np.round(p, 4).tolist()}
         # rank against rank (the report draws the top and bottom quarter boxes)
@@ -591,29 +629,30 @@ class Classification(_PrimaryCheck):
         pred = pred.loc[truth.index]
         t, p = truth.astype(str).to_numpy(), pred.astype(str).to_numpy()
         groups = _clusters(ctx, truth.index)
-        key = f"{self.id}/{model}/{target}"
+        key = f"{self.name}/{target}"
         for name, fn in (("uar", metrics.uar), ("uap", metrics.uap)):
             if name in self.thresholds:
-                value, ci = with_ci(ctx, functools.partial(fn, labels=labels), t, p,
-                                    f"{key}/{name}", groups)
-                out.measurements.append(Measurement(name, value, ci=ci, n=len(t)))
+                value, ci, reps = with_ci(ctx, functools.partial(fn, labels=labels), t, p,
+                                          key, groups)
+                out.measurements.append(Measurement(name, value, ci=ci, n=len(t),
+                                                    replicates=reps))
         recall = metrics.recall_per_class(t, p, labels=labels)
         precision = metrics.precision_per_class(t, p, labels=labels)
         for c in labels:
             n_true, n_pred = int((t == c).sum()), int((p == c).sum())
-            value, ci = with_ci(ctx, functools.partial(metrics.uar, labels=[c]), t, p,
-                                f"{key}/recall/{c}", groups)
+            value, ci, reps = with_ci(ctx, functools.partial(metrics.uar, labels=[c]), t, p,
+                                      key, groups)
             out.measurements.append(Measurement("recall_per_class", recall[c], group=c,
                                                 ci=ci if np.isfinite(value) else None,
-                                                n=n_true))
+                                                n=n_true, replicates=reps))
             extra = {} if n_pred else {"reason": f"{c!r} is never predicted"}
-            ci = None
+            ci = reps = None
             if n_pred:
-                _, ci = with_ci(ctx, functools.partial(metrics.uap, labels=[c],
-                                                       zero_division=math.nan),
-                                t, p, f"{key}/precision/{c}", groups)
+                _, ci, reps = with_ci(ctx, functools.partial(metrics.uap, labels=[c],
+                                                             zero_division=math.nan),
+                                      t, p, key, groups)
             out.measurements.append(Measurement("precision_per_class", precision[c], group=c,
-                                                ci=ci, n=n_pred, extra=extra))
+                                                ci=ci, n=n_pred, extra=extra, replicates=reps))
         columns = list(labels) + sorted(set(p) - set(labels))
         matrix = metrics.confusion_matrix(t, p, labels=columns)[: len(labels)]
         out.plots["confusion_matrix"] = {"matrix": matrix.tolist(), "rows": list(labels),

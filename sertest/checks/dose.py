@@ -51,7 +51,7 @@ from .robustness import (
     wanted_metrics,
     worst_items,
 )
-from .verdict import FAIL, INCONCLUSIVE, PASS, Threshold
+from .verdict import judge_interval  # noqa: F401 - re-exported for older imports
 
 CRITERIA = ("change", "unchanged")
 
@@ -85,16 +85,6 @@ def crossing(points: list[tuple[float, float]], limit: float) -> tuple[float, st
             x0, m0 = pts[i - 1]
             return x0 + (limit - m0) * (x - x0) / (m - m0), "crossed"
     return math.nan, "never"
-
-
-def judge_interval(threshold: Threshold, lo: float, hi: float) -> str:
-    """Verdict for a value known only to lie between ``lo`` and ``hi`` (may be infinite)."""
-    a, b = threshold.passes(lo), threshold.passes(hi)
-    if a and b:
-        return PASS
-    if not a and not b:
-        return FAIL
-    return INCONCLUSIVE
 
 
 class DoseCheck(Check):
@@ -221,7 +211,7 @@ class DoseCheck(Check):
             ref_other = (ctx.prediction(reference, target, cond.perturbation, ids)
                          if reference else None)
             res = compare_series(
-                ctx, f"{self.name}/{model}/{target}/{cond.label}", target, cond.label, base,
+                ctx, f"{self.name}/{target}", target, cond.label, base,
                 other, want, truth=truth, groups=groups, reference_other=ref_other,
                 tolerance=float(self.params["tolerance"]), decimals=self.params["decimals"],
                 classes=classes)
@@ -296,15 +286,13 @@ class DoseCheck(Check):
         extra = {"criterion": metric, "limit": limit, "unit": self.unit,
                  "censored": None if status == "crossed" else status}
         meas = Measurement(self.breakdown, value, group=side, ci=ci, n=n, extra=extra)
-        threshold = self.threshold_for(self.breakdown)
         if status == "never":
             # beyond the most severe level, or as mild as the lower CI curve's crossing
             last = levels[-1]
             lo = last if ci is None else (max(ci[1], last) if severe < 0 else min(ci[0], last))
             meas.ci = (min(lo, severe), max(lo, severe))
-            if threshold is not None:
-                meas.threshold = threshold
-                meas.verdict = judge_interval(threshold, lo, severe)
+            # censored: the value is only known to lie between these (the judge decides)
+            meas.extra["known_between"] = [lo, severe]
         elif status == "at_first" and ci is None:
             meas.ci = (min(value, mild), max(value, mild))  # somewhere toward clean audio
         return meas

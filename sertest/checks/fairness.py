@@ -80,12 +80,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, stats
 from ..errors import UsageError
 from ..features import F0Estimator
 from .base import Check, Context, Measurement, Outcome, Request, _plain, register
 from .correctness import class_labels_for, primary_ids
-from .verdict import INCONCLUSIVE, INFO, Threshold
+from .verdict import Threshold
 
 EDGES: tuple[float, ...] = metrics.DEFAULT_EDGES
 BIN_NAMES: list[str] = metrics.bin_names(EDGES)
@@ -242,12 +242,36 @@ def quality_cells(layout: Layout, w: np.ndarray, t: np.ndarray, p: np.ndarray,
     d_prec = np.concatenate([prec[i + 1] - prec[0] for i in range(len(names))], axis=1)
     d_rec = np.concatenate([rec[i + 1] - rec[0] for i in range(len(names))], axis=1)
     if layout.regression:
-        return {"ccc_difference": (keys1, d_scalar),
+        return {"mean_error_difference": (keys1, mean_error_differences(layout, w, t, p)),
+                "ccc_difference": (keys1, d_scalar),
                 "precision_per_bin_difference": (keys2, d_prec),
                 "recall_per_bin_difference": (keys2, d_rec)}
     return {"uar_difference": (keys1, d_scalar),
             "precision_per_class_difference": (keys2, d_prec),
             "recall_per_class_difference": (keys2, d_rec)}
+
+
+def mean_error_differences(layout: Layout, w: np.ndarray, t: np.ndarray, p: np.ndarray
+                           ) -> np.ndarray:
+    r"""Signed mean error of each group against the rest: (R, groups).
+
+    :math:`\mathrm{ME}(g) - \mathrm{ME}(\bar g)` with :math:`\mathrm{ME} =
+    \operatorname{mean}(\text{prediction} - \text{truth})` over the items of group g and
+    over all other compared items.  A level shift of +d for one group's predictions moves
+    this by exactly +d, whatever the groups' sizes; CCC and per-bin differences see it only
+    indirectly.  Items without truth are left out.
+    """
+    has = np.isfinite(t)
+    err = np.where(has, p - np.where(has, t, 0.0), 0.0)
+    wv = w * has if has.ndim == 1 else w * has
+    s_all = (wv * err).sum(axis=-1)
+    n_all = wv.sum(axis=-1)
+    out = []
+    for a, b in layout.bounds:
+        s_g = (wv[..., a:b] * err[..., a:b]).sum(axis=-1)
+        n_g = wv[..., a:b].sum(axis=-1)
+        out.append(_div(s_g, n_g) - _div(s_all - s_g, n_all - n_g))
+    return np.stack(out, axis=-1)
 
 
 def distribution_cells(layout: Layout, w: np.ndarray, p: np.ndarray, min_samples: int) -> Cells:
@@ -368,33 +392,7 @@ def bootstrap_weights(layout: Layout, n_boot: int, rng: np.random.Generator) -> 
         group_of[a:b] = g
     nested = pd.Series(group_of).groupby(clusters).nunique().max() <= 1
     strata = [np.arange(a, b) for a, b in layout.bounds] if nested else [np.arange(n)]
-    weights = np.zeros((n_boot, n))
-    for items in strata:
-        if items.size == 0:
-            continue
-        uniq, local = np.unique(clusters[items], return_inverse=True)
-        m = uniq.size
-        draws = rng.integers(0, m, size=(n_boot, m))
-        flat = (draws + (np.arange(n_boot) * m)[:, None]).ravel()
-        copies = np.bincount(flat, minlength=n_boot * m).reshape(n_boot, m)
-        sizes = np.bincount(local, minlength=m)
-        single = sizes[local] == 1
-        weights[:, items[single]] = copies[:, local[single]]
-        for j in np.flatnonzero(sizes > 1):
-            members = items[local == j]
-            k = members.size
-            weights[:, members] = rng.multinomial(copies[:, j] * k, np.full(k, 1.0 / k))
-    return weights
-
-
-def row_ci(values: np.ndarray, confidence: float) -> tuple[float, float] | None:
-    """Percentile interval of one cell's bootstrap values (None if too many are NaN)."""
-    ok = values[np.isfinite(values)]
-    if ok.size == 0 or values.size - ok.size > MAX_NAN_FRACTION * values.size:
-        return None
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
+    return stats.two_stage_weights(np.asarray(clusters), strata, n_boot, rng)
 
 
 # =============================================================================================
@@ -493,7 +491,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "calibrate": False,      # False | True | {simulations, quantile, truth}
 }
 
-SEX_THRESHOLDS = {  # fairness_sex (catalogue §3.2)
+SEX_THRESHOLDS = {  # fairness_sex (catalogue §3.2) plus the signed mean error (sertest)
+    "mean_error_difference": "abs < 0.075",
     "ccc_difference": "abs < 0.075", "precision_per_bin_difference": "abs < 0.1",
     "recall_per_bin_difference": "abs < 0.1", "precision_per_class_difference": "abs < 0.075",
     "recall_per_class_difference": "abs < 0.175", "uar_difference": "abs < 0.075"}
@@ -628,8 +627,10 @@ class GroupFairness(Check):
             cells.update(group_quality_cells(layout, ones))
         boot: Cells = {}
         if ctx.n_boot > 0:
-            w = bootstrap_weights(layout, ctx.n_boot, ctx.rng("bootstrap", self.name, model,
-                                                               target))
+            # the resamples depend on the test, target and items, never on the model:
+            # every model sees the same resamples (paired comparisons)
+            w = bootstrap_weights(layout, ctx.n_boot, stats.resample_rng(
+                ctx.seed, self.name, target, layout.ids))
             boot = compute_cells(layout, method, w, t, layout.pred, 0)
             if with_quality:
                 boot.update(group_quality_cells(layout, w))
@@ -641,23 +642,24 @@ class GroupFairness(Check):
                 continue
             for j, key in enumerate(keys):
                 value = float(values[0, j])
-                ci = row_ci(boot[metric_id][1][:, j], ctx.confidence) \
-                    if boot and np.isfinite(value) else None
+                reps = boot[metric_id][1][:, j] if boot else None
+                ci = stats.percentile_interval(reps, ctx.confidence) \
+                    if reps is not None and np.isfinite(value) else None
                 extra = self._extra(key, method)
                 n = self._cell_n(layout, key)
                 if metric_id == quality_id:
                     extra["role"] = "group quality"
                     n = self._labelled_n(layout, key)
-                m = Measurement(metric_id, value, group=SEP.join(key), ci=ci, n=n, extra=extra)
+                m = Measurement(metric_id, value, group=SEP.join(key), ci=ci, n=n, extra=extra,
+                                replicates=reps if np.isfinite(value) else None)
                 if not np.isfinite(value):
                     m.extra["reason"] = self._nan_reason(metric_id, min_samples)
                 if threshold is not None:
                     m.threshold = threshold
                 if boot and np.isfinite(value) and ci is None:
                     # undefined in too many resamples (e.g. a bin rarely predicted): the
-                    # point value alone must not decide
-                    m.threshold = threshold or self.threshold_for(metric_id)
-                    m.verdict = INCONCLUSIVE if m.threshold is not None else INFO
+                    # point value alone must not decide (the judge makes it inconclusive)
+                    m.extra["ci_undefined"] = True
                     m.extra["reason"] = ("no confidence interval: undefined in more than "
                                          f"{MAX_NAN_FRACTION:.0%} of bootstrap resamples")
                 out.measurements.append(m)
@@ -883,7 +885,8 @@ class FairnessPitch(GroupFairness):
 
     id = "fairness_pitch"
     description = "quality difference between low, medium and high pitched speakers"
-    metrics = {"ccc_difference": "abs < 0.1", "precision_per_bin_difference": "abs < 0.125",
+    metrics = {"mean_error_difference": "abs < 0.075",
+               "ccc_difference": "abs < 0.1", "precision_per_bin_difference": "abs < 0.125",
                "recall_per_bin_difference": "abs < 0.125",
                "precision_per_class_difference": "abs < 0.1",
                "recall_per_class_difference": "abs < 0.225", "uar_difference": "abs < 0.075",

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import metrics
+from .. import metrics, stats
 from ..errors import UsageError
 from ..models.base import EMOTION
 from ..perturb import from_spec
@@ -157,53 +157,25 @@ def clusters(ctx: Context, ids) -> np.ndarray | None:
 
 
 # -- statistics ----------------------------------------------------------------------------------
-def difference_ci(metric: Callable[..., float], truth, base, other, *, n_boot: int,
-                  confidence: float, rng: np.random.Generator, groups=None,
-                  max_nan_fraction: float = 0.1) -> tuple[float, float]:
-    """Paired bootstrap CI of ``metric(truth, other) - metric(truth, base)``.
+def difference_replicates(metric: Callable[..., float], truth, base, other, *, n_boot: int,
+                          rng: np.random.Generator, groups=None) -> np.ndarray:
+    """Paired bootstrap replicates of ``metric(truth, other) - metric(truth, base)``.
 
-    Every resample draws the same items (or speakers, with ``groups``) for both terms, as
-    :func:`sertest.metrics.bootstrap_ci` does; metrics it can evaluate as weighted
-    statistics (CCC, UAR, ...) are computed for all resamples at once.
+    Every resample draws the same items (or speakers, with ``groups``) for both terms.
     """
-    vec = getattr(metrics, "_vectorised", None)
-    try:
-        f_other = vec(metric, (truth, other)) if vec else None
-        f_base = vec(metric, (truth, base)) if vec else None
-    except (TypeError, ValueError):
-        f_other = f_base = None
-    if f_other is None or f_base is None:
-        return metrics.bootstrap_ci(lambda t, b, o: metric(t, o) - metric(t, b), truth, base,
-                                    other, n_boot=n_boot, confidence=confidence, rng=rng,
-                                    groups=groups, max_nan_fraction=max_nan_fraction)
-    n = len(truth)
-    if groups is None:
-        cluster_of_item, n_units = None, n
-    else:
-        cluster_of_item, uniques = pd.factorize(pd.Series(np.asarray(groups, dtype=object)))
-        n_units = len(uniques)
-    rows_per_chunk = max(1, min(n_boot, 2_000_000 // max(n, n_units)))
-    values = np.empty(n_boot)
-    for start in range(0, n_boot, rows_per_chunk):
-        rows = min(rows_per_chunk, n_boot - start)
-        draws = rng.integers(0, n_units, size=(rows, n_units))
-        flat = (draws + (np.arange(rows) * n_units)[:, None]).ravel()
-        counts = np.bincount(flat, minlength=rows * n_units).reshape(rows, n_units)
-        w = (counts if cluster_of_item is None else counts[:, cluster_of_item]).astype(np.float64)
-        values[start:start + rows] = f_other(w) - f_base(w)
-    valid = values[~np.isnan(values)]
-    if valid.size == 0 or (n_boot - valid.size) > max_nan_fraction * n_boot:
-        return math.nan, math.nan
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(valid, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
+    return stats.replicates(metric, truth, other, n_boot=n_boot, rng=rng, groups=groups,
+                            minus=metric, minus_arrays=(truth, base))
 
 
-def _ci(ctx: Context, key: str, fn) -> tuple[float, float] | None:
+def _boot(ctx: Context, key: str, n: int, fn) -> tuple[tuple[float, float] | None,
+                                                      np.ndarray | None]:
+    """(interval, replicates) from ``fn(rng)`` -> replicates; the generator depends on the
+    test, target and number of items, never on the model or the condition, so every model
+    and every condition of a test on the same items share their resamples."""
     if ctx.n_boot <= 0:
-        return None
-    lo, hi = fn(ctx.rng("bootstrap", key))
-    return None if math.isnan(lo) or math.isnan(hi) else (float(lo), float(hi))
+        return None, None
+    reps = fn(ctx.rng("bootstrap", key, n))
+    return stats.percentile_interval(reps, ctx.confidence), reps
 
 
 def wilson_interval(fraction: float, n: int, confidence: float) -> tuple[float, float]:
@@ -257,7 +229,8 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
     """Measure baseline vs condition predictions indexed alike (item or pair ids).
 
     Args:
-        key: seeds the bootstrap (unique per test, model, target and condition).
+        key: seeds the bootstrap: the test and target, never the model or condition
+            (common random numbers: paired comparisons between models and conditions).
         group: the condition label written into every measurement.
         want: metric ids to measure (see :func:`wanted_metrics`).
         truth: labels for the change metric (``None``: not measured).
@@ -288,11 +261,11 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
             tt, bb, oo = conv(t), conv(base), conv(other)
             value = float(metric(tt, oo) - metric(tt, bb))
             g = None if groups is None else groups.reindex(idx).astype(str).to_numpy()
-            ci = _ci(ctx, f"{key}/change", lambda rng: difference_ci(
-                metric, tt, bb, oo, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng,
-                groups=g)) if math.isfinite(value) else None
+            ci, reps = _boot(ctx, key, len(idx), lambda rng: difference_replicates(
+                metric, tt, bb, oo, n_boot=ctx.n_boot, rng=rng, groups=g)) \
+                if math.isfinite(value) else (None, None)
             res.measurements.append(Measurement(want["change"], value, group=group, ci=ci,
-                                                n=len(idx)))
+                                                n=len(idx), replicates=reps))
     if "unchanged" in want:
         if n == 0:
             res.measurements.append(Measurement(want["unchanged"], math.nan, group=group, n=0))
@@ -306,14 +279,16 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
                                       decimals)
                 a, b = mask.astype(np.int64), np.ones(n, dtype=np.int64)
                 value = float(mask.mean())
-            ci = _ci(ctx, f"{key}/unchanged", lambda rng: metrics.bootstrap_ci(
-                metrics.accuracy, a, b, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng,
-                groups=cl)) if n >= 3 else None
+            ci, reps = _boot(ctx, key, n, lambda rng: stats.replicates(
+                metrics.accuracy, a, b, n_boot=ctx.n_boot, rng=rng, groups=cl)) \
+                if n >= 3 else (None, None)
             if ci is not None:  # the bootstrap collapses at 0 and 1: widen by Wilson's
                 w_lo, w_hi = wilson_interval(value, n, ctx.confidence)
                 ci = (min(ci[0], w_lo), max(ci[1], w_hi))
             res.measurements.append(Measurement(want["unchanged"], value, group=group, ci=ci,
-                                                n=n))
+                                                n=n, replicates=reps,
+                                                extra={"interval": "bootstrap widened to "
+                                                       "Wilson's score interval"}))
     if "fidelity" in want and reference_other is not None:
         idx = common.intersection(reference_other.index, sort=False)
         if len(idx) >= 3:
@@ -325,11 +300,11 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
                 fn = metrics.ccc
             value = float(fn(r, m))
             g = None if groups is None else groups.reindex(idx).astype(str).to_numpy()
-            ci = _ci(ctx, f"{key}/fidelity", lambda rng: metrics.bootstrap_ci(
-                fn, r, m, n_boot=ctx.n_boot, confidence=ctx.confidence, rng=rng, groups=g)) \
-                if math.isfinite(value) else None
+            ci, reps = _boot(ctx, key, len(idx), lambda rng: stats.replicates(
+                fn, r, m, n_boot=ctx.n_boot, rng=rng, groups=g)) \
+                if math.isfinite(value) else (None, None)
             res.measurements.append(Measurement(
-                want["fidelity"], value, group=group, ci=ci, n=len(idx),
+                want["fidelity"], value, group=group, ci=ci, n=len(idx), replicates=reps,
                 extra={"measure": "label agreement" if emotion else "ccc",
                        "reference": ctx.reference}))
     if n:
@@ -483,7 +458,7 @@ class PerturbationCheck(Check):
             ref_other = (ctx.prediction(reference, target, cond.perturbation, ids)
                          if reference else None)
             res = compare_series(
-                ctx, f"{self.name}/{model}/{target}/{cond.label}", target, cond.label, base,
+                ctx, f"{self.name}/{target}", target, cond.label, base,
                 other, want, truth=truth, groups=groups, reference_other=ref_other,
                 tolerance=float(self.params["tolerance"]), decimals=self.params["decimals"],
                 classes=classes)
@@ -854,7 +829,7 @@ class RecordingCondition(Check):
             ids_other = by_pair(rec)
             other = preds(model, ids_other)
             ref_other = preds(reference, ids_other) if reference else None
-            res = compare_series(ctx, f"{self.name}/{model}/{target}/{rec}", target, rec, base,
+            res = compare_series(ctx, f"{self.name}/{target}", target, rec, base,
                                  other, want, truth=None, groups=speakers,
                                  reference_other=ref_other,
                                  tolerance=float(self.params["tolerance"]),

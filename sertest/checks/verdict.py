@@ -1,13 +1,33 @@
-"""Thresholds and verdicts, kept apart from measuring.
+"""The judge: thresholds and verdicts, kept apart from measuring.  Nothing else judges.
 
 A threshold is written as a short expression in suites: ``"> 0.5"``, ``"< 0.1"``,
-``"abs < 0.075"`` or ``"abs > 0.7"``.  A measurement is judged against it:
+``"abs < 0.075"`` or ``"abs > 0.7"``.  A test entry's measurements (cells) are judged
+together by :func:`judge_entry`:
 
-* ``pass`` if the value passes and, when a confidence interval is known, the whole interval
-  passes too;
-* ``fail`` if the value fails and the whole interval fails;
-* ``inconclusive`` if the interval straddles the threshold (the data cannot tell);
-* ``skipped`` if the value is NaN (e.g. a bin with too few samples).
+* ``pass`` if the value passes and its (marginal, 95 %) confidence interval lies wholly on
+  the passing side.  A test passes when every cell passes: an intersection of claims,
+  which each marginal interval already controls (intersection-union test);
+* ``fail`` if the value fails and its **simultaneous** interval - one that covers all m
+  judged cells of the test at once with 95 % confidence (max-|t| bootstrap band, see
+  :mod:`sertest.stats.inference`) - lies wholly on the failing side.  So a sound model
+  fails a test of 30 cells in at most about 5 % of data sets, not in 1 - 0.95^30 = 79 %;
+* ``inconclusive`` otherwise (the data cannot tell), ``skipped`` if the value is NaN;
+* a value known only to lie between two bounds (a censored dose-response breakdown) passes
+  or fails if both bounds do.
+
+Every judged cell gets a power analysis (standard error, minimum detectable effect at
+80 % power; for ``abs <`` thresholds whether a sound model could pass at all and how many
+items that would need).  An inconclusive cell that is *underpowered* cannot decide a test:
+the test's verdict rests on its other cells and says so in a flag; a test whose judged
+cells are all underpowered is inconclusive with "underpowered: needs about N items".
+
+After all tests are judged, :func:`judge_audit` applies two rules across models:
+
+* **competence gate** - fairness and robustness entries of a dimension on which a model is
+  not competent (its clean CCC, or UAR, fails correctness) get the verdict ``gated``:
+  equal quality across groups or conditions means nothing at chance level;
+* **informativeness** - a test that a baseline (random or constant predictor) passes on
+  this data is flagged ``uninformative`` for every model.
 """
 
 from __future__ import annotations
@@ -19,8 +39,9 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED = "pass", "fail", "inconclusive", "error", "skipped"
+GATED = "gated"  # judged, but the model is not competent on the dimension (see judge_audit)
 INFO = "info"  # a measurement shown without a threshold
-VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED)
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED, GATED)
 
 _EXPR = re.compile(r"^\s*(abs\s*)?(>=|<=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
@@ -80,6 +101,229 @@ class Threshold:
 
     def to_dict(self) -> dict:
         return {"op": self.op, "value": self.limit, "absolute": self.absolute, "text": self.text}
+
+
+def judge_interval(threshold: Threshold, lo: float, hi: float) -> str:
+    """Verdict for a value known only to lie between ``lo`` and ``hi`` (may be infinite)."""
+    a, b = threshold.passes(lo), threshold.passes(hi)
+    if a and b:
+        return PASS
+    if not a and not b:
+        return FAIL
+    return INCONCLUSIVE
+
+
+def _all_pass(th: Threshold, lo: float, hi: float) -> bool:
+    return judge_interval(th, lo, hi) == PASS and _no_gap(th, lo, hi)
+
+
+def _no_gap(th: Threshold, lo: float, hi: float) -> bool:
+    """For ``abs`` thresholds an interval can straddle -limit..limit with both ends failing."""
+    if not th.absolute:
+        return True
+    inside = -th.limit < lo and hi < th.limit
+    return inside if th.op in ("<", "<=") else (lo > th.limit or hi < -th.limit)
+
+
+def _all_fail(th: Threshold, lo: float, hi: float) -> bool:
+    if th.absolute:
+        inside = -th.limit < lo and hi < th.limit
+        outside = lo > th.limit or hi < -th.limit
+        return outside if th.op in ("<", "<=") else inside
+    return not th.passes(lo) and not th.passes(hi)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def describe(m) -> str:
+    """One line naming a judged measurement: ``female: ccc_difference -0.12 [-0.2, -0.05],
+    threshold abs < 0.075``."""
+    where = f"{m.group}: " if m.group else ""
+    text = f"{where}{m.metric} {_fmt(m.value)}" if m.value == m.value else f"{where}{m.metric}"
+    ci = m.ci_simultaneous if (m.verdict == FAIL and m.ci_simultaneous) else m.ci
+    if ci:
+        text += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    if m.threshold is not None:
+        text += f", threshold {m.threshold.text}"
+    if m.verdict == FAIL and m.ci_simultaneous:
+        text += " (simultaneous interval)"
+    return text
+
+
+def _se(m, z: float) -> float:
+    """Standard error of a cell: from its replicates, at least the interval's width / 2z."""
+    from ..stats import standard_error
+
+    se = standard_error(m.replicates) if m.replicates is not None else math.nan
+    if m.ci is not None and all(c is not None and math.isfinite(c) for c in m.ci):
+        width = (m.ci[1] - m.ci[0]) / (2.0 * z)
+        se = width if not math.isfinite(se) else max(se, width)
+    return se
+
+
+def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> dict:
+    """Judge one test entry's measurements in place; return the entry-level fields.
+
+    Args:
+        measurements: :class:`~sertest.checks.base.Measurement` objects of one test,
+            model and target.  A measurement with a preset ``verdict`` is left alone.
+        threshold_for: metric id -> :class:`Threshold` or ``None`` (the suite's).
+        confidence: coverage of the marginal intervals and of the simultaneous band.
+
+    Returns:
+        ``{"verdict", "failed_because"?, "multiplicity"?, "flags"}``.
+    """
+    import numpy as np
+
+    from ..stats import power_analysis, simultaneous_critical_value, z_value
+
+    z = z_value(0.5 + confidence / 2.0)
+    judged = []
+    for m in measurements:
+        if m.verdict is not None:
+            continue
+        th = m.threshold or threshold_for(m.metric)
+        m.threshold = th
+        if th is None:
+            m.verdict = INFO
+            continue
+        bounds = m.extra.get("known_between") if m.extra else None
+        if bounds is not None:
+            m.verdict = judge_interval(th, float(bounds[0]), float(bounds[1]))
+            continue
+        if m.value is None or not math.isfinite(m.value):
+            m.verdict = SKIPPED
+            continue
+        if m.extra.get("ci_undefined"):
+            m.verdict = INCONCLUSIVE
+            continue
+        judged.append(m)
+    # simultaneous band over the judged cells that have intervals
+    with_ci = [m for m in judged if m.ci is not None]
+    ses = [_se(m, z) for m in with_ci]
+    reps = None
+    lengths = {len(m.replicates) for m in with_ci if m.replicates is not None}
+    if with_ci and len(lengths) == 1 and all(m.replicates is not None for m in with_ci):
+        reps = np.stack([m.replicates for m in with_ci], axis=1)
+    k = len(with_ci)
+    crit = simultaneous_critical_value(np.array([m.value for m in with_ci]), reps, confidence) \
+        if k > 1 else z
+    for m, se in zip(with_ci, ses):
+        if k > 1 and math.isfinite(se):
+            m.ci_simultaneous = (m.value - crit * se, m.value + crit * se)
+        else:
+            m.ci_simultaneous = tuple(m.ci)
+        if math.isfinite(se):
+            th = m.threshold
+            m.power = power_analysis(se, m.n, th.limit, th.absolute, th.op, confidence)
+    for m in judged:
+        th = m.threshold
+        point = th.passes(m.value)
+        if m.ci is None:
+            m.verdict = PASS if point else FAIL
+            continue
+        lo, hi = m.ci
+        slo, shi = m.ci_simultaneous
+        if point and _all_pass(th, lo, hi):
+            m.verdict = PASS
+        elif not point and _all_fail(th, slo, shi):
+            m.verdict = FAIL
+        else:
+            m.verdict = INCONCLUSIVE
+    return _entry_fields(measurements, k, reps is not None, confidence)
+
+
+def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) -> dict:
+    verdicts = [m.verdict for m in measurements]
+    out: dict = {"flags": []}
+    if k > 1:
+        out["multiplicity"] = {
+            "comparisons": k, "family_confidence": confidence,
+            "method": ("fail: simultaneous max-|t| bootstrap band over the cells" if max_t
+                       else "fail: Bonferroni-adjusted intervals over the cells")
+            + "; pass: every cell's own interval (intersection-union test)"}
+    fails = [m for m in measurements if m.verdict == FAIL]
+    weak = [m for m in measurements if m.verdict == INCONCLUSIVE
+            and m.power is not None and m.power.get("underpowered")]
+    unsure = [m for m in measurements if m.verdict == INCONCLUSIVE and m not in weak]
+    passes = [m for m in measurements if m.verdict == PASS]
+    if weak:
+        needs = sorted(m.power.get("needs_n") for m in weak if m.power.get("needs_n"))
+        need = ""
+        if needs:
+            median = needs[len(needs) // 2]
+            need = f"; needs about {median} items per group" + (
+                f" (up to {needs[-1]} for the hardest cell)" if needs[-1] > median else "")
+        out["flags"].append({"kind": "underpowered", "text": (
+            f"underpowered: {len(weak)} of {len(weak) + len(unsure) + len(passes) + len(fails)}"
+            f" judged cells cannot reach a verdict on this data{need}"
+            + ("; the verdict rests on the other cells" if (passes or fails or unsure) else ""))})
+    if fails:
+        worst = fails[0]
+        out["verdict"] = FAIL
+        out["failed_because"] = describe(worst)
+    elif unsure:
+        out["verdict"] = INCONCLUSIVE
+        out["failed_because"] = "cannot tell: " + describe(unsure[0])
+    elif passes:
+        out["verdict"] = PASS
+    elif weak:
+        out["verdict"] = INCONCLUSIVE
+        out["failed_because"] = out["flags"][-1]["text"]
+    else:
+        out["verdict"] = combine(verdicts)
+    return out
+
+
+#: the clean correctness test and metric that decide whether a model is competent on a target
+COMPETENCE = {"regression": ("correctness_regression", "ccc"),
+              "classification": ("correctness_classification", "uar")}
+
+
+def judge_audit(tests: list[dict], roles: dict[str, str] | None = None) -> None:
+    """Rules across entries, applied in place after every entry is judged.
+
+    * competence gate: a fairness/robustness entry of a dimension on which the model's clean
+      CCC (UAR) fails gets verdict ``gated`` (``judged_verdict`` keeps the judge's) and a
+      ``reason``;
+    * informativeness: an entry of a test that a baseline (role ``baseline``) passes -
+      ungated, on the same dimension - is flagged ``uninformative`` for every model.
+    """
+    roles = roles or {}
+    competent: dict[tuple[str, str], tuple[bool, str]] = {}
+    for t in tests:
+        kind = "classification" if t["dimension"] == "emotion" else "regression"
+        check, metric = COMPETENCE[kind]
+        if t.get("check") != check:
+            continue
+        for m in t.get("measurements", []):
+            if m["metric"] == metric and m["group"] is None and m["verdict"] != SKIPPED:
+                ok = m["verdict"] in (PASS, INCONCLUSIVE)
+                thr = (m.get("threshold") or {}).get("text", "")
+                competent[(t["model"], t["dimension"])] = (
+                    ok, f"not competent on {t['dimension']}: {t['test']} {metric} "
+                        f"{m['value']} fails {thr}")
+    for t in tests:
+        if t["topic"] == "correctness" or t["verdict"] in (ERROR, SKIPPED):
+            continue
+        ok, why = competent.get((t["model"], t["dimension"]), (True, ""))
+        if not ok:
+            t["judged_verdict"] = t["verdict"]
+            t["verdict"] = GATED
+            t["reason"] = why
+    passed_by: dict[tuple[str, str], list[str]] = {}
+    for t in tests:
+        if (roles.get(t["model"]) == "baseline" and t["verdict"] == PASS
+                and t.get("check") != "model_health"):
+            passed_by.setdefault((t["test"], t["dimension"]), []).append(t["model"])
+    for t in tests:
+        who = passed_by.get((t["test"], t["dimension"]))
+        if who:
+            t.setdefault("flags", []).append({"kind": "uninformative", "text": (
+                f"uninformative: the baseline {', '.join(who)} also passes this test on "
+                "this data")})
 
 
 def combine(verdicts: list[str]) -> str:

@@ -7,18 +7,17 @@ import os
 import platform
 import resource
 import time
-import traceback
 from typing import Any, Sequence
 
 from .. import __version__
-from ..checks.base import Context, Measurement
-from ..checks.verdict import ERROR, SKIPPED, combine
+from ..checks.base import Context
 from ..data import Dataset, load_dataset
 from ..errors import UsageError
 from ..models import Model, load_model
 from ..results import SCHEMA, Results, summarise
 from ..suite import Suite, load_suite
 from .cache import PredictionCache
+from .evaluate import evaluate, pop_replicates
 from .execute import execute
 from .store import CLEAN, condition_key
 
@@ -84,6 +83,9 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         if wants_cls and not any(n.startswith("random-categorical") for n in loaded):
             _add(loaded, roles, load_model("random:categorical", sampling_rate=rates[0]),
                  "baseline")
+        if wants_dims and not any(n.startswith("constant") for n in loaded):
+            _add(loaded, roles, load_model("random:constant", sampling_rate=rates[0]),
+                 "baseline")
     from ..suite import select_items
 
     subsets = {check.name: (dataset if not check.where else
@@ -109,18 +111,11 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     needed: dict[str, set[str]] = {CLEAN: set()}
     def ctx_for(check) -> Context:
         c = Context(subsets[check.name], ctx.store, loaded, seed=seed, reference=ref_name,
-                    n_boot=n_boot, confidence=suite.confidence, failed_ids=ctx.failed_ids)
+                    n_boot=n_boot, confidence=suite.confidence, failed_ids=ctx.failed_ids,
+                    item_errors=ctx.item_errors, needed=ctx.needed)
         return c
 
-    for check, _ in suite.checks:
-        try:
-            for req in check.requests(ctx_for(check)):
-                ck = condition_key(req.condition)
-                conditions[ck] = req.condition
-                ids = subsets[check.name].ids if req.ids is None else list(req.ids)
-                needed.setdefault(ck, set()).update(ids)
-        except Exception as exc:  # noqa: BLE001 - a check that cannot plan is an error result
-            plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
+    plan_requests(suite, subsets, ctx_for, conditions, needed, plan_errors)
     if ref_name is not None:
         needed[CLEAN].update(dataset.ids)
 
@@ -135,23 +130,14 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         cache_obj.close()
     ctx.store = store
     ctx.failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
+    ctx.item_errors = item_errors  # the model's failures make the entries needing them errors
+    ctx.needed = {ck: set(ids) for ck, ids in needed.items()}
 
     # measure and judge
-    tests: list[dict[str, Any]] = []
-    targets_all = suite.targets
     audited = [n for n in loaded if roles[n] in ("candidate", "baseline")]
-    for check, targets in suite.checks:
-        for name in audited:
-            m = loaded[name]
-            for target in m.targets:
-                if targets_all and target not in targets_all:
-                    continue
-                if targets and target not in targets:
-                    continue
-                if not check.supports(target):
-                    continue
-                tests.append(_run_check(check, ctx_for(check), name, target,
-                                        plan_errors.get(check.name)))
+    tests = evaluate(suite, ctx_for, {n: loaded[n] for n in audited}, plan_errors,
+                     health_ctx=ctx, roles=roles)
+    replicates = pop_replicates(tests)
 
     doc = {
         "schema": SCHEMA,
@@ -193,7 +179,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
             if getattr(m, "spec", None):
                 entry.update(profile_model(m.spec, m.spec_options))
             timings["efficiency"][n] = entry
-    results = Results(doc, timings=timings)
+    results = Results(doc, timings=timings, replicates=replicates)
     if out:
         results.write(out, renderers=renderers)
     for m in loaded.values():
@@ -201,52 +187,25 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     return results
 
 
+def plan_requests(suite: Suite, subsets: dict[str, Dataset], ctx_for, conditions: dict[str, Any],
+                  needed: dict[str, set[str]], plan_errors: dict[str, str]) -> None:
+    """Add the (condition, items) every check of ``suite`` requests to ``conditions`` (key ->
+    perturbation) and ``needed`` (key -> item ids); a check that cannot plan gets its error
+    in ``plan_errors`` (its entries become errors).  ``subsets``: check name -> its items;
+    ``ctx_for``: check -> its planning context.  Also used by :mod:`sertest.validate`."""
+    for check, _ in suite.checks:
+        try:
+            for req in check.requests(ctx_for(check)):
+                ck = condition_key(req.condition)
+                conditions[ck] = req.condition
+                ids = subsets[check.name].ids if req.ids is None else list(req.ids)
+                needed.setdefault(ck, set()).update(ids)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot plan is an error result
+            plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
+
+
 def _add(loaded: dict, roles: dict, model: Model, role: str) -> None:
     if model.name in loaded:
         raise UsageError(f"two models are named {model.name!r}; name them with NAME=SPEC")
     loaded[model.name] = model
     roles[model.name] = role
-
-
-def _run_check(check, ctx: Context, model: str, target: str, plan_error: str | None
-               ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"test": check.name, "check": check.id, "topic": check.topic,
-                             "model": model, "dimension": target,
-                             "description": check.description}
-    if plan_error:
-        entry.update(verdict=ERROR, error=plan_error, measurements=[])
-        return entry
-    if (check.requires_truth and not ctx.has_truth(target) and check.topic == "correctness"
-            and ctx.reference is None):
-        entry.update(verdict=SKIPPED, reason=f"the data has no {target!r} labels; "
-                     "give --reference MODEL for label-free correctness", measurements=[])
-        return entry
-    try:
-        outcome = check.measure(ctx, model, target)
-    except Exception as exc:  # noqa: BLE001 - a crashing check is an error result
-        log.debug("check %s crashed", check.name, exc_info=True)
-        entry.update(verdict=ERROR, error=f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc(limit=4), measurements=[])
-        return entry
-    if outcome.skipped:
-        entry.update(verdict=SKIPPED, reason=outcome.skipped, measurements=[])
-        return entry
-    verdicts = []
-    for m in outcome.measurements:
-        _judge(check, m)
-        verdicts.append(m.verdict)
-    entry["verdict"] = combine(verdicts)
-    entry["measurements"] = [m.to_dict() for m in outcome.measurements]
-    if outcome.plots:
-        entry["plots"] = outcome.plots
-    if outcome.notes:
-        entry["notes"] = outcome.notes
-    return entry
-
-
-def _judge(check, m: Measurement) -> None:
-    if m.verdict is not None:
-        return
-    threshold = m.threshold or check.threshold_for(m.metric)
-    m.threshold = threshold
-    m.verdict = threshold.judge(m.value, m.ci) if threshold else "info"

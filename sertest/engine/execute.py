@@ -11,12 +11,21 @@ thread count.  At most ``2 * jobs + 2`` units are in flight, so memory does not 
 the dataset.  Every random draw derives from (seed, item, condition), and a unit's batches
 (at most :attr:`~sertest.models.base.Model.max_batch` signals each) depend only on the
 unit, so results never depend on the number of workers or their timing.
+
+A model's failures are its own items' errors, never the audit's end: an exception of any
+kind raised by model code (``SystemExit`` and ``KeyboardInterrupt`` included, see
+:func:`model_interrupt`) fails the signals of that call, which are then retried one by one.
+Non-finite outputs and wrong shapes are item errors; finite regression outputs further
+than ``RANGE_TOLERANCE`` outside the declared range are clipped (:func:`clip_row`) and
+counted in :attr:`PredictionStore.clipped`, never dropped.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -165,7 +174,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     unit_by_id = {u.item_id: u for u in units}
     for (name, ck, item_id), key in keys.items():
         if key in cached:
-            store.add(name, ck, item_id, cached[key])
+            store.add(name, ck, item_id, *clip_row(models[name], cached[key]))
         else:
             u = unit_by_id[item_id]
             sr = models[name].sampling_rate
@@ -196,7 +205,8 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                                + (f", model {err.model}" if err.model else "") + f": {err.error}")
         hung.update(outcome.hung)
         for (name, ck), row in outcome.rows.items():
-            store.add(name, ck, outcome.item_id, row)
+            # the cache keeps the row as predicted; clipping happens on the way into the store
+            store.add(name, ck, outcome.item_id, *clip_row(models[name], row))
             pending[keys[(name, ck, outcome.item_id)]] = row
             stats.computed += 1
         if bar is not None:
@@ -206,7 +216,9 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             pending.clear()
             last_flush = time.perf_counter()
 
+    watch = _SigintWatch()
     try:
+        watch.__enter__()
         if executor == "dask":
             from .dask_executor import run_on_dask
 
@@ -256,6 +268,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                     for f in order:
                         f.cancel()
     finally:
+        watch.__exit__()
         cache.put_many(pending)
         pending.clear()
         if bar is not None:
@@ -396,13 +409,16 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
         if model.stochastic else None
     t = time.perf_counter()
     failed: dict[int, str] = {}
+    interrupts = _SIGINTS[0]
     try:
         rows = call_with_timeout(lambda: model.predict(sigs, rngs), timeout)
     except ModelTimeout as exc:
         rows = np.full((len(sigs), len(model.outputs)), np.nan)
         failed = {j: str(exc) for j in range(len(sigs))}
         out.hung.add(name)
-    except Exception:  # noqa: BLE001 - retry one by one to isolate the failing signal(s)
+    except BaseException as exc:  # noqa: BLE001 - retry one by one to isolate the failing signal(s)
+        if not model_interrupt(exc, interrupts):
+            raise
         rows = np.full((len(sigs), len(model.outputs)), np.nan)
         for j, s in enumerate(sigs):
             try:
@@ -412,8 +428,10 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
                 failed[j] = str(exc_j)
                 out.hung.add(name)
                 break
-            except Exception as exc_j:  # noqa: BLE001
-                failed[j] = f"{type(exc_j).__name__}: {exc_j}"
+            except BaseException as exc_j:  # noqa: BLE001 - the model's error for this signal
+                if not model_interrupt(exc_j, interrupts):
+                    raise
+                failed[j] = _error_text(exc_j)
         for j in range(len(sigs)):
             if name in out.hung and j not in failed and np.isnan(rows[j]).all():
                 failed[j] = "skipped: the model timed out on this batch"
@@ -425,8 +443,6 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
             err = failed[j]
         elif not np.all(np.isfinite(rows[j])):
             err = f"model output is not finite: {np.round(rows[j], 4).tolist()}"
-        elif (bad := _out_of_range(model, rows[j])) is not None:
-            err = bad
         else:
             out.rows[(name, ck)] = np.asarray(rows[j], dtype=np.float64)
             continue
@@ -434,20 +450,94 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
                                     model=name))
 
 
-def _out_of_range(model: Model, row: np.ndarray) -> str | None:
-    """An error message if a regression output lies far outside the declared range."""
-    if not model.output_range or not model.dimensions:
-        return None
+def clip_row(model: Model, row: np.ndarray) -> tuple[np.ndarray, frozenset[str]]:
+    """``(row, clipped output names)``: regression outputs further than ``RANGE_TOLERANCE``
+    outside the model's declared ``output_range`` [lo, hi] are clipped to [lo - tol, hi + tol].
+
+    Values within the tolerance are kept as predicted; class columns are never touched.
+    Dropping such an item instead would let a model gain CCC by losing its worst items, so
+    the prediction stays (as the nearest value the range allows) and is counted.
+    """
+    row = np.asarray(row, dtype=np.float64)
+    if not getattr(model, "output_range", None) or not model.dimensions:
+        return row, frozenset()
     from ..models.base import RANGE_TOLERANCE
 
     lo, hi = model.output_range
-    dims = row[: len(model.dimensions)]
-    bad = (dims < lo - RANGE_TOLERANCE) | (dims > hi + RANGE_TOLERANCE)
+    k = len(model.dimensions)
+    low, high = lo - RANGE_TOLERANCE, hi + RANGE_TOLERANCE
+    dims = row[:k]
+    bad = (dims < low) | (dims > high)
     if not bad.any():
-        return None
-    which = ", ".join(f"{d}={v:.4g}" for d, v, b in zip(model.dimensions, dims, bad) if b)
-    return (f"model output outside the declared range [{lo:g}, {hi:g}] "
-            f"(tolerance {RANGE_TOLERANCE:g}): {which}")
+        return row, frozenset()
+    row = row.copy()
+    row[:k] = np.clip(dims, low, high)
+    return row, frozenset(d for d, b in zip(model.dimensions, bad) if b)
+
+
+#: SIGINTs delivered to this process while :func:`execute` watched (see :class:`_SigintWatch`)
+_SIGINTS = [0]
+
+
+class _SigintWatch:
+    """Counts real Ctrl-C's (SIGINT) during an execution, so that a ``KeyboardInterrupt``
+    raised by model code can be told from the user's.
+
+    Installed only in the main thread and only over a Python-level handler (the default
+    one raises ``KeyboardInterrupt``), which it calls after counting.  Where it cannot be
+    installed (the audit runs in another thread) a real SIGINT never raises in this thread,
+    so any ``KeyboardInterrupt`` seen here comes from model code.
+    """
+
+    def __init__(self) -> None:
+        self._prev = None
+
+    def __enter__(self) -> "_SigintWatch":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            prev = signal.getsignal(signal.SIGINT)
+        except (ValueError, AttributeError):  # pragma: no cover - no signals here
+            return self
+        if not callable(prev):
+            return self  # SIG_IGN / SIG_DFL: a real SIGINT never raises KeyboardInterrupt
+
+        def handler(signum, frame):
+            _SIGINTS[0] += 1
+            return prev(signum, frame)
+
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # pragma: no cover - not the main interpreter
+            return self
+        self._prev = prev
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+            self._prev = None
+
+
+def model_interrupt(exc: BaseException, sigints_before: int) -> bool:
+    """Whether ``exc``, raised by a model call, is that model's error (``True``) or must
+    stop the audit (``False``: a real Ctrl-C of the user).
+
+    Every exception counts as the model's, ``SystemExit`` and ``GeneratorExit`` included
+    (a model calling ``sys.exit(0)`` must not end the audit with exit 0), except a
+    ``KeyboardInterrupt`` while a SIGINT reached the process since the call began.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return _SIGINTS[0] == sigints_before
+    return True
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+        return (f"{type(exc).__name__}({text}) raised by the model (caught: a model cannot "
+                "end the audit)")
+    return f"{type(exc).__name__}: {text}"
 
 
 class ModelTimeout(SertestError):

@@ -16,16 +16,29 @@ def condition_key(condition: Perturbation | None) -> str:
 
 
 class PredictionStore:
-    """Rows of model outputs keyed by (model, condition key, item id)."""
+    """Rows of model outputs keyed by (model, condition key, item id).
+
+    ``clipped`` maps the (model, condition key, item id) of the rows whose regression
+    outputs lay further than ``RANGE_TOLERANCE`` outside the model's declared range to the
+    names of the clipped outputs (see :func:`sertest.engine.execute.clip_row`); the
+    model-health check and the ``clipped`` flags count them.
+    """
 
     def __init__(self, outputs: dict[str, tuple[str, ...]]) -> None:
         self.outputs = outputs
         self._rows: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self._frames: dict[tuple[str, str], pd.DataFrame] = {}
+        self.clipped: dict[tuple[str, str, str], frozenset[str]] = {}
 
-    def add(self, model: str, cond_key: str, item_id: str, row: np.ndarray) -> None:
+    def add(self, model: str, cond_key: str, item_id: str, row: np.ndarray,
+            clipped: frozenset[str] | set[str] | tuple = ()) -> None:
+        """Store a row; ``clipped``: the names of its outputs that were clipped into range."""
         self._rows.setdefault((model, cond_key), {})[item_id] = np.asarray(row, dtype=np.float64)
         self._frames.pop((model, cond_key), None)
+        if clipped:
+            self.clipped[(model, cond_key, item_id)] = frozenset(clipped)
+        else:
+            self.clipped.pop((model, cond_key, item_id), None)
 
     def has(self, model: str, cond_key: str, item_id: str) -> bool:
         return item_id in self._rows.get((model, cond_key), {})

@@ -83,7 +83,9 @@ class Model:
     #: ``True`` for models whose output depends on the generator (random baselines).
     stochastic: bool = False
     #: declared range of the regression dimensions; predictions further than
-    #: ``RANGE_TOLERANCE`` outside it are reported as item errors, never used silently.
+    #: ``RANGE_TOLERANCE`` outside it are clipped to [lo - tolerance, hi + tolerance] and
+    #: counted (the ``model_health`` entry's ``clipped_share``, a ``clipped`` flag), never
+    #: dropped; values within the tolerance are kept as predicted.
     output_range: tuple[float, float] | None = (0.0, 1.0)
     #: ``True`` if :meth:`predict` may run in several threads at once (stateless numpy code,
     #: ONNX Runtime sessions).  Otherwise the engine serialises the model's calls.

@@ -156,7 +156,9 @@ class CallableModel(Model):
     def _call(self, signals: np.ndarray) -> Any:
         try:
             return self.func(signals, self.sampling_rate)
-        except Exception as exc:  # noqa: BLE001
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() in user code too
+            # (a SystemExit at load time would otherwise end `sertest run` with its code;
+            # KeyboardInterrupt is left to the engine, which tells it from a real Ctrl-C)
             raise ModelError(f"model {self.name!r} ({self.target}) failed on a batch of shape "
                              f"{tuple(signals.shape)}: {type(exc).__name__}: {exc}") from exc
 

@@ -1,8 +1,9 @@
-"""Random baselines, as in ser-tests, but seeded per item.
+"""Random baselines, as in ser-tests, but seeded per item; and a constant baseline.
 
 ``random:gaussian`` draws arousal, dominance and valence independently from a normal
 distribution with mean 0.5 and standard deviation 1/6, truncated to [0, 1].
 ``random:categorical`` draws one of the classes uniformly (a one-hot probability row).
+``random:constant`` predicts 0.5 for every dimension, whatever it hears.
 
 Every draw comes from the generator the engine derives from (audit seed, item, condition),
 so a baseline gives the same prediction for the same item and condition in every run.
@@ -77,6 +78,38 @@ class RandomCategorical(Model):
                          extra={"distribution": "uniform over the classes"})
 
 
+class Constant(Model):
+    """The same prediction for every signal: ``value`` for each dimension and, for
+    classes, one-hot on the first class.  A test this baseline passes on the data cannot
+    tell a model that listens from one that does not (flagged ``uninformative``)."""
+
+    concurrent = True
+
+    def __init__(self, name: str = "constant", sampling_rate: int = 16000,
+                 dimensions: tuple[str, ...] = DIMENSIONS, classes: tuple[str, ...] = (),
+                 value: float = 0.5) -> None:
+        self.name = name
+        self.sampling_rate = int(sampling_rate)
+        self.dimensions = tuple(dimensions)
+        self.classes = tuple(classes)
+        self.value = float(value)
+
+    def predict_batch(self, signals):
+        row = np.zeros(len(self.outputs))
+        row[: len(self.dimensions)] = self.value
+        if self.classes:
+            row[len(self.dimensions)] = 1.0
+        return np.tile(row, (len(signals), 1))
+
+    def fingerprint(self) -> str:
+        return f"constant:v1:{self.value:g}:{','.join(self.dimensions)}:{','.join(self.classes)}"
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(name=self.name, format="random", sampling_rate=self.sampling_rate,
+                         dimensions=self.dimensions, classes=self.classes, parameters=0,
+                         file_size=0, extra={"distribution": f"constant {self.value:g}"})
+
+
 def load_random(target: str, name: str | None = None, sampling_rate: int = 16000,
                 labels=None, classes=None, **_: object) -> Model:
     """``random:gaussian`` or ``random:categorical``."""
@@ -87,8 +120,12 @@ def load_random(target: str, name: str | None = None, sampling_rate: int = 16000
     if kind == "categorical":
         cls = tuple(_labels(classes or labels)) if (classes or labels) else CATEGORIES
         return RandomCategorical(name or "random-categorical", sampling_rate, cls)
-    raise UsageError(f"--model random:{target}: unknown baseline; use random:gaussian or "
-                     "random:categorical")
+    if kind == "constant":
+        dims = tuple(_labels(labels)) if labels else DIMENSIONS
+        cls = tuple(_labels(classes)) if classes else ()
+        return Constant(name or "constant", sampling_rate, dims, cls)
+    raise UsageError(f"--model random:{target}: unknown baseline; use random:gaussian, "
+                     "random:categorical or random:constant")
 
 
 def _labels(value) -> list[str]:

@@ -11,6 +11,15 @@ threshold's direction (``> t``: higher is better; ``< t``: lower; ``abs < t``: c
 do not overlap; otherwise the CIs overlap and the difference may be noise.  Verdict changes (e.g. pass → fail) are
 highlighted, and differences in suite, data or seed are stated, since they make the audits
 not like-for-like.
+
+**Paired significance.**  Audits write each cell's bootstrap replicates to
+``replicates.npz``; the resamples depend on the seed, the test and the items, never on the
+model, so two audits with the same seed and data resampled the same items for both models.
+The difference of their replicates is then a paired bootstrap of Δ, and each Δ gets a
+two-sided p-value (:func:`sertest.stats.paired_p_value`, as sacrebleu's paired bootstrap)
+and a Benjamini-Hochberg q-value over all cells of that model comparison; *clear* then
+means q < 0.05.  Where the pairing does not hold (other seed, data or item count) or
+replicates are missing, no p-value is given and *clear* falls back to non-overlapping CIs.
 """
 
 from __future__ import annotations
@@ -49,9 +58,11 @@ class Cell:
     verdict: str | None = None
     delta: float | None = None
     direction: str = "n/a"  # better | worse | same | n/a
-    clear: bool | None = None  # CIs do not overlap
+    clear: bool | None = None  # significant (paired) or, without replicates, CIs apart
     verdict_change: str | None = None  # improved | regressed | None
     missing: bool = False
+    p_value: float | None = None  # paired bootstrap p-value of delta (both audits' replicates)
+    q_value: float | None = None  # Benjamini-Hochberg adjusted over the comparison's cells
 
 
 @dataclass
@@ -145,6 +156,55 @@ def _entries(doc: dict, model: str) -> dict[tuple[str, str], dict]:
     return {(t["test"], t["dimension"]): t for t in doc.get("tests", []) if t["model"] == model}
 
 
+ALPHA = 0.05  # false discovery rate of "clear" differences
+
+
+def _paired(base: Run, cand: Run) -> bool:
+    """Whether the two audits resampled the same items (same seed and data)."""
+    bd, cd = base.doc.get("dataset") or {}, cand.doc.get("dataset") or {}
+    return (base.doc.get("seed") == cand.doc.get("seed")
+            and (bd.get("name"), bd.get("items"), bd.get("source"))
+            == (cd.get("name"), cd.get("items"), cd.get("source"))
+            and (base.doc.get("suite") or {}).get("n_boot")
+            == (cand.doc.get("suite") or {}).get("n_boot"))
+
+
+def _p_value(base: Run, cand: Run, bmodel: str, cmodel: str, test: str, dim: str,
+             metric: str, group: Any, bmeas: dict | None, cmeas: dict | None) -> float | None:
+    """Paired bootstrap p-value of the candidate's value minus the baseline's."""
+    from ..stats import paired_p_value
+
+    if bmeas is None or cmeas is None or bmeas.get("n") != cmeas.get("n"):
+        return None
+    bv, cv = _num(bmeas.get("value")), _num(cmeas.get("value"))
+    if bv is None or cv is None:
+        return None
+    cell = f"{test}|{dim}|{metric}|{'' if group is None else group}"
+    rb = base.results.replicates.get(f"{bmodel}|{cell}")
+    rc = cand.results.replicates.get(f"{cmodel}|{cell}")
+    if rb is None or rc is None or len(rb) != len(rc):
+        return None
+    p = paired_p_value(rc - rb, cv - bv)
+    return p if p == p else None
+
+
+def _adjust(comps_rows: list[Row]) -> None:
+    """Benjamini-Hochberg q-values over the cells with a p-value, per candidate run."""
+    import numpy as np
+    from scipy.stats import false_discovery_control
+
+    k = max((len(r.cells) for r in comps_rows), default=0)
+    for j in range(k):
+        cells = [r.cells[j] for r in comps_rows if j < len(r.cells)
+                 and r.cells[j].p_value is not None]
+        if not cells:
+            continue
+        q = false_discovery_control(np.array([c.p_value for c in cells]), method="bh")
+        for c, qv in zip(cells, q):
+            c.q_value = float(qv)
+            c.clear = bool(qv < ALPHA) if c.direction in ("better", "worse") else False
+
+
 def build(runs: list[Run]) -> list[ModelComparison]:
     base = runs[0]
     out = []
@@ -185,7 +245,7 @@ def build(runs: list[Run]) -> list[ModelComparison]:
                     continue
                 thr = (bmeas or {}).get("threshold")
                 cells = []
-                for e in ces:
+                for run, cname, e in zip(runs[1:], mc.matches, ces):
                     cm = _find(e, metric, group)
                     if cm is None:
                         cells.append(Cell(missing=True))
@@ -193,14 +253,18 @@ def build(runs: list[Run]) -> list[ModelComparison]:
                     t = cm.get("threshold") or thr
                     thr = thr or t
                     bv, cv = _num((bmeas or {}).get("value")), _num(cm.get("value"))
+                    p = _p_value(base, run, name, cname, key[0], key[1], metric, group, bmeas,
+                                 cm) if cname and _paired(base, run) else None
                     cells.append(Cell(cm.get("value"), cm.get("ci"), cm.get("verdict"),
                                       None if bv is None or cv is None else cv - bv,
                                       _direction(t, bv, cv), _clear((bmeas or {}).get("ci"), cm.get("ci")),
-                                      _verdict_change((bmeas or {}).get("verdict"), cm.get("verdict"))))
+                                      _verdict_change((bmeas or {}).get("verdict"), cm.get("verdict")),
+                                      p_value=p))
                 mc.rows.append(Row(key[0], head.get("topic", ""), key[1], metric,
                                    None if group is None else str(group), (thr or {}).get("text", ""),
                                    (bmeas or {}).get("value"), (bmeas or {}).get("ci"),
                                    (bmeas or {}).get("verdict"), cells, base_missing=bmeas is None))
+        _adjust(mc.rows)
         bs = (base.doc.get("summary") or {}).get("models", {}).get(name, {})
         css = [((r.doc.get("summary") or {}).get("models", {}).get(c, {}) if c else {})
                for r, c in zip(runs[1:], mc.matches)]
@@ -341,7 +405,10 @@ _ARROW = {"better": "▲ better", "worse": "▼ worse", "same": "= same", "n/a":
 def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[str]) -> str:
     f = svg.fmt
     lines = [f"## sertest comparison: {_md(runs[0].label)} (baseline) vs "
-             + ", ".join(_md(r.label) for r in runs[1:]), ""]
+             + ", ".join(_md(r.label) for r in runs[1:]), "",
+             "p: paired bootstrap p-value of Δ (both audits resampled the same items); q: "
+             f"Benjamini-Hochberg over the model's cells; a difference is clear at q < {ALPHA:g} "
+             "(without replicates: when the CIs do not overlap).", ""]
     for n in notes:
         lines.append(f"> ⚠️ {_md(n)}")
     if notes:
@@ -383,7 +450,11 @@ def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[s
                     cells.append("–")
                     continue
                 d = f"{'+' if c.delta and c.delta > 0 else ''}{f(c.delta)}" if c.delta is not None else "n/a"
-                tag = _ARROW[c.direction] + ("" if c.clear or c.direction in ("same", "n/a") else " (CIs overlap)")
+                tag = _ARROW[c.direction] + ("" if c.clear or c.direction in ("same", "n/a") else
+                                             " (not significant)" if c.p_value is not None
+                                             else " (CIs overlap)")
+                if c.p_value is not None:
+                    tag += f" p={c.p_value:.3g} q={c.q_value:.3g}"
                 cells.append(f"{f(c.value)} ({d}) {tag}".strip())
             lines.append(f"| {_md(r.test)} | {_md(r.dimension)} | {_md(r.metric)} | "
                          f"{_md(r.group) if r.group is not None else 'all'} | {_md(r.threshold)} | "

@@ -6,10 +6,16 @@ and a Content-Security-Policy that allows only the page's own script (by hash), 
 styles and ``data:`` images and audio.  Every string from the results goes through
 Jinja2 autoescaping (templates) or :func:`markupsafe.escape` (SVG built in Python).
 
-Layout: header and bottom line per candidate; "how to read" box; overview (scores, verdict
-counts, competence gate, efficiency, test matrix, dataset); one section per test with
-measurements (value, CI bar against the threshold, verdict) and plots per model; the
-listening gallery; item errors; reproducibility facts.
+Layout: header and bottom line per candidate; the candidates' results that did not pass,
+failing first (error, fail, inconclusive, gated) with the line that says why and their
+flags; "how to read" box; overview (scores, verdict counts, competence gate, efficiency,
+test matrix, dataset); one section per test with, per dimension, the problems (failing
+first), the flags and the measurements (value, CI bar against the threshold, the measured
+verdict, power; metrics and groups with a failing measurement first) and plots per model;
+the listening gallery; item errors; reproducibility facts.
+
+Verdicts are read from the document (:mod:`sertest.report.display`): a gated result is shown
+as gated wherever a verdict appears and counted apart from passes; nothing here judges.
 """
 
 from __future__ import annotations
@@ -26,14 +32,14 @@ from jinja2 import Environment, FileSystemLoader, Undefined
 from markupsafe import Markup
 
 from ..results import TOPICS, Results
-from . import gallery, svg
+from . import display, gallery, svg
 from .plots import PlotView, render_plots
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
-VERDICT_ORDER = ("error", "fail", "inconclusive", "pass", "skipped")
+VERDICT_ORDER = display.ORDER
 VERDICT_ICON = {"pass": "✓", "fail": "✗", "inconclusive": "?", "error": "!", "skipped": "–",
-                "info": "i"}
+                "gated": "⊘", "info": "i"}
 
 #: one-line explanations of metric ids shown beside measurements
 METRIC_HELP = {
@@ -97,6 +103,7 @@ class ModelView:
     timing: dict
     competent: dict
     comparator: "ModelView | None" = None  # the random baseline on the same outputs
+    counts: dict = field(default_factory=dict)  # entries per shown verdict (gated apart)
 
 
 @dataclass
@@ -113,6 +120,8 @@ class MeasureRow:
     bar: Markup
     few: bool
     note: str = ""
+    power: str = ""  # mde / underpowered / needs n, compact
+    gated: bool = False  # the entry is gated: this measured verdict is not scored
 
 
 @dataclass
@@ -125,6 +134,7 @@ class MetricBlock:
     grouped: bool
     skipped: list[str] = field(default_factory=list)  # groups not measurable for any model
     skip_reason: str = ""
+    multiplicity: str = ""  # "verdict over 30 comparisons, simultaneous 95 %" (candidates')
 
 
 @dataclass
@@ -150,6 +160,8 @@ class DimView:
     cards: list[PlotCard]
     problems: list[dict]
     notes: list[tuple[str, str]]
+    #: per entry: model, is_ref, flags [(kind, text)], multiplicity text
+    marks: list[dict] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -171,7 +183,8 @@ class DimView:
                 for r in rows:
                     fixed.append(MeasureRow(**{**r.__dict__, "first_of_group": r.group != last}))
                     last = r.group
-                out.append(MetricBlock(b.metric, b.help, b.threshold_text, b.axis, fixed, b.grouped))
+                out.append(MetricBlock(b.metric, b.help, b.threshold_text, b.axis, fixed, b.grouped,
+                                       multiplicity=b.multiplicity))
         return out
 
     @property
@@ -211,6 +224,8 @@ class View:
     nav: list[dict] = field(default_factory=list)
     matrix_cols: list = field(default_factory=list)
     matrix_dims: list = field(default_factory=list)
+    #: candidates' entries that did not pass, failing first (error, fail, inconclusive, gated)
+    failing: list[dict] = field(default_factory=list)
 
 
 def slug(text: str, prefix: str = "s") -> str:
@@ -225,10 +240,7 @@ def _is_ref(model: dict) -> bool:
 
 
 def _worst(verdicts: list[str]) -> str:
-    for v in VERDICT_ORDER:
-        if v in verdicts:
-            return v
-    return "skipped"
+    return display.worst(verdicts)
 
 
 def _metric_domain(rows: list[dict]) -> tuple[float, float]:
@@ -266,7 +278,9 @@ def _models(results: Results) -> list[ModelView]:
             label = "random model"
         s = summ.get(m["name"], {})
         out.append(ModelView(m["name"], role, ref, label, m.get("info") or {}, s,
-                             tmods.get(m["name"], {}), s.get("competent", {})))
+                             tmods.get(m["name"], {}),
+                             {d: ok for d, ok in (s.get("competent") or {}).items() if d != "all"},
+                             counts=display.counts(doc, m["name"])))
     order = {"candidate": 0, "baseline": 1, "reference": 2, "feature": 3}
     out.sort(key=lambda mv: (mv.is_ref, order.get(mv.role, 4)))
     return out
@@ -312,11 +326,11 @@ def build_view(results: Results) -> View:
                          key=lambda e: rank.get(e["model"], 99))
             anchor = slug(f"{name}/{dim}", "d")
             dviews.append(_dim_view(name, dim, anchor, des, ref_of, gallery_candidates,
-                                    worst_views))
-            cells.update({(e["model"], dim): (e["verdict"], anchor) for e in des})
+                                    worst_views, doc))
+            cells.update({(e["model"], dim): (display.verdict(doc, e), anchor) for e in des})
         per_model = []
         for m in audited:
-            vs = [e["verdict"] for e in entries if e["model"] == m.name]
+            vs = [display.verdict(doc, e) for e in entries if e["model"] == m.name]
             if vs:
                 per_model.append((m.name, m.is_ref, _worst(vs)))
         matrix.append({"test": name, "topic": head.get("topic", "other"), "anchor": sec_anchor,
@@ -347,6 +361,7 @@ def build_view(results: Results) -> View:
         matrix=matrix, callouts=_callouts(doc, audited, sections, errs),
         dataset=_dataset(ds), errors=errs[:200], errors_total=len(errs), error_stages=stages,
         clips=clips, clip_notes=clip_notes, timings=results.timings or {})
+    view.failing = _failing(doc, ref_of)
     view.nav = _nav(view)
     _comparators(audited, tests)
     dim_order: list[str] = []
@@ -361,18 +376,28 @@ def build_view(results: Results) -> View:
 
 
 def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dict,
-              gallery_candidates: list, worst_views: list) -> DimView:
-    # measurements grouped by metric, rows ordered by group then model
+              gallery_candidates: list, worst_views: list, doc: dict | None = None) -> DimView:
+    doc = doc if doc is not None else {}
+    # measurements grouped by metric, rows ordered by group then model; metrics and groups
+    # where a candidate's measurement fails come first, then inconclusive ones
     by_metric: dict[str, list[tuple[dict, dict]]] = {}
     for e in entries:
         for m in e.get("measurements", []):
             by_metric.setdefault(m["metric"], []).append((e, m))
+
+    def cand_rank(pairs: list[tuple[dict, dict]]) -> int:
+        return min([display.MEASURE_RANK.get(m.get("verdict"), 2) for e, m in pairs
+                    if not ref_of.get(e["model"], False)] + [2])
+
+    mult = {e["model"]: display.multiplicity_text(e, method=True) for e in entries}
+    gated = {e["model"] for e in entries if display.verdict(doc, e) == "gated"}
     blocks = []
-    for metric, pairs in by_metric.items():
+    for metric, pairs in sorted(by_metric.items(), key=lambda kv: cand_rank(kv[1])):
         groups: list[Any] = []
         for _, m in pairs:
             if m.get("group") not in groups:
                 groups.append(m.get("group"))
+        groups.sort(key=lambda g: cand_rank([(e, m) for e, m in pairs if m.get("group") == g]))
         # groups that no model could measure (e.g. sparse bins) are listed, not drawn
         unmeasured = [g for g in groups if all(m.get("verdict") == "skipped" and m.get("value") is None
                                                for _, m in pairs if m.get("group") == g)]
@@ -397,23 +422,46 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
                     first, m.get("value"), m.get("ci"), m.get("n"), verdict,
                     (thr or {}).get("text", ""), svg.ci_bar(m.get("value"), m.get("ci"), thr,
                                                             verdict, dom),
-                    isinstance(m.get("n"), int) and m["n"] < 20, _measure_note(m)))
+                    isinstance(m.get("n"), int) and m["n"] < 20, _measure_note(m),
+                    display.power_text(m), e["model"] in gated))
                 first = False
         thr_text = next(iter(texts)) if uniform else "varies (see rows)"
+        block_mult = sorted({mult[e["model"]] for e, _ in pairs
+                             if mult.get(e["model"]) and not ref_of.get(e["model"], False)})
         blocks.append(MetricBlock(metric, metric_help(metric), thr_text or "none (shown for information)",
                                   svg.ci_axis(dom, pairs[0][1].get("threshold")), rows,
                                   any(g is not None for g in groups),
-                                  [str(g) for g in unmeasured], "; ".join(sorted(reasons))))
-    cards, problems, notes = [], [], []
-    for e in entries:
-        if e.get("verdict") == "error":
-            problems.append({"model": e["model"], "is_ref": ref_of.get(e["model"], False),
-                             "verdict": "error", "text": e.get("error", "the test crashed"),
+                                  [str(g) for g in unmeasured], "; ".join(sorted(reasons)),
+                                  multiplicity="; ".join(block_mult)))
+    cards, problems, notes, marks = [], [], [], []
+    for e in display.sort_entries(doc, entries):
+        shown_v = display.verdict(doc, e)
+        is_ref = ref_of.get(e["model"], False)
+        if shown_v == "error":
+            text = e.get("error") or e.get("reason") or "the test crashed"
+            failures = display.item_failures_text(e)
+            problems.append({"model": e["model"], "is_ref": is_ref, "verdict": "error",
+                             "text": text + (f"; {failures}" if failures and failures not in text else ""),
                              "traceback": e.get("traceback")})
-        elif e.get("verdict") == "skipped" and (e.get("reason") or not e.get("measurements")):
-            problems.append({"model": e["model"], "is_ref": ref_of.get(e["model"], False),
+        elif shown_v == "gated":
+            problems.append({"model": e["model"], "is_ref": is_ref, "verdict": "gated",
+                             "text": display.reason(doc, e) + ": measured, not scored; equal "
+                             "quality across groups or conditions means little at chance level",
+                             "traceback": None})
+        elif shown_v in ("fail", "inconclusive") and not is_ref:
+            problems.append({"model": e["model"], "is_ref": is_ref, "verdict": shown_v,
+                             "text": display.because(doc, e), "traceback": None})
+        elif shown_v == "skipped" and (e.get("reason") or not e.get("measurements")):
+            problems.append({"model": e["model"], "is_ref": is_ref,
                              "verdict": "skipped", "text": e.get("reason", "nothing to judge"),
                              "traceback": None})
+        if display.flags(e) or (mult.get(e["model"]) and is_ref):
+            # (the candidates' multiplicity is written in the head of each metric's table)
+            marks.append({"model": e["model"], "is_ref": is_ref, "verdict": shown_v,
+                          "flags": list(zip([k for k, _ in display.flags(e)],
+                                            display.flag_texts(e))),
+                          "multiplicity": mult.get(e["model"], "") if is_ref else ""})
+    for e in entries:
         for n in e.get("notes") or []:
             notes.append((e["model"], str(n)))
         # random baselines' fairness and robustness plots show noise about noise: their
@@ -421,17 +469,34 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
         if e.get("plots") and not (ref_of.get(e["model"], False) and e.get("topic") != "correctness"):
             thresholds = {m["metric"]: m["threshold"] for m in e.get("measurements", [])
                           if m.get("threshold")}
-            views = render_plots(e["plots"], dimension=dim, thresholds=thresholds)
+            views = render_plots(e["plots"], dimension=dim, thresholds=thresholds,
+                                 measurements=e.get("measurements"))
             for v in views:
                 if v.kind == "worst":
                     worst_views.append((v, e))
                     if not ref_of.get(e["model"], False):
                         gallery_candidates.extend((e, r, anchor) for r in v.rows)
-            cards.append(PlotCard(e["model"], ref_of.get(e["model"], False), e["verdict"],
+            cards.append(PlotCard(e["model"], ref_of.get(e["model"], False), display.verdict(doc, e),
                                   [v for v in views if v.group != "distributions"],
                                   [v for v in views if v.group == "distributions"]))
-    verdicts = [(e["model"], ref_of.get(e["model"], False), e["verdict"]) for e in entries]
-    return DimView(dim, anchor, verdicts, blocks, cards, problems, notes)
+    verdicts = [(e["model"], ref_of.get(e["model"], False), display.verdict(doc, e)) for e in entries]
+    return DimView(dim, anchor, verdicts, blocks, cards, problems, notes, marks)
+
+
+def _failing(doc: dict, ref_of: dict) -> list[dict]:
+    """The candidates' entries that did not pass, failing first, each with its one-line
+    reason, its flags and the anchor of its dimension."""
+    out = []
+    cands = [t for t in doc.get("tests", []) if not ref_of.get(t["model"], False)]
+    for t in display.sort_entries(doc, cands):
+        v = display.verdict(doc, t)
+        if v not in ("error", "fail", "inconclusive", "gated"):
+            continue
+        out.append({"test": t["test"], "model": t["model"], "dimension": t["dimension"],
+                    "verdict": v, "because": display.because(doc, t),
+                    "flags": [(k, txt) for (k, _), txt in zip(display.flags(t), display.flag_texts(t))],
+                    "anchor": slug(f"{t['test']}/{t['dimension']}", "d")})
+    return out
 
 
 def _measure_note(m: dict) -> str:
@@ -475,14 +540,15 @@ def _callouts(doc: dict, audited: list[ModelView], sections: list[TestSection],
             out.append({"level": "warn", "text": (
                 f"{m.name} is not competent on {', '.join(gated)}: its clean accuracy fails the "
                 "correctness threshold, so its fairness and robustness results on "
-                f"{'it' if len(gated) == 1 else 'them'} score 0 (competence gate).")})
+                f"{'it' if len(gated) == 1 else 'them'} are gated: shown as measured, never "
+                "counted as passes, and scored 0 (competence gate).")})
         s = m.summary.get("score")
         ref = m.comparator
         if ref is not None and s is not None and s <= ref.summary["score"]:
             out.append({"level": "bad", "text": (
                 f"{m.name} scores {s:.0%}, no better than the random baseline "
                 f"{ref.name} ({ref.summary['score']:.0%}) on the same outputs.")})
-        n_err = (m.summary.get("counts") or {}).get("error", 0)
+        n_err = (m.counts or m.summary.get("counts") or {}).get("error", 0)
         if n_err:
             out.append({"level": "bad", "text": f"{n_err} test(s) of {m.name} crashed (verdict "
                                                 "error); their results are missing, not passed."})
@@ -515,8 +581,10 @@ def _dataset(ds: dict) -> dict:
 
 
 def _nav(view: View) -> list[dict]:
-    nav = [{"href": "#overview", "text": "Overview", "level": 0},
-           {"href": "#how-to-read", "text": "How to read", "level": 1},
+    nav = [{"href": "#overview", "text": "Overview", "level": 0}]
+    if view.failing:
+        nav.append({"href": "#failing", "text": f"Not passed ({len(view.failing)})", "level": 1})
+    nav += [{"href": "#how-to-read", "text": "How to read", "level": 1},
            {"href": "#scores", "text": "Scores", "level": 1},
            {"href": "#efficiency", "text": "Efficiency", "level": 1},
            {"href": "#matrix", "text": "All tests at a glance", "level": 1},

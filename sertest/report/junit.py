@@ -1,15 +1,23 @@
 """``junit.xml``: one test case per test × model × dimension, for CI dashboards.
 
 * ``classname`` is ``sertest.<topic>.<test>`` and ``name`` is ``<model>.<dimension>``;
-* a ``fail`` verdict is a ``<failure>`` whose message names the failing measurements
-  (metric, group, value, CI and threshold); a crashed test (``error``) is an ``<error>``
-  with the exception message, so CI tools count it as broken, never as passed;
+  cases are listed failing first (error, fail, inconclusive, gated, pass, skipped);
+* a ``fail`` verdict is a ``<failure>`` whose message starts with the one line that says
+  why ("failed because ...") and names the failing measurements (metric, group, value, CI
+  and threshold), failing first; a crashed test (``error``) is an ``<error>`` with the
+  exception message (and the items the model failed), so CI tools count it as broken,
+  never as passed;
 * ``skipped`` and ``inconclusive`` become ``<skipped>`` with the reason (inconclusive: the
   confidence interval straddles the threshold, so the data cannot tell);
+* ``gated`` (a fairness or robustness result of a dimension on which the model is not
+  competent) becomes ``<skipped message="gated: REASON"/>``: never a pass;
 * random baselines are reference points, not software under test: their cases are
   ``<skipped>`` with their measured verdict in the message, so they never turn CI red;
+* flags (``[underpowered]``, ``[confound]`` ...) are appended to the message; their text,
+  the verdict's multiplicity and item failures go to ``<system-out>`` with the notes;
 * every measurement is kept as ``<properties>``: ``ccc[female]`` = the value, and
-  ``ccc[female].ci_low``, ``.ci_high``, ``.n``, ``.threshold``, ``.verdict``.
+  ``ccc[female].ci_low``, ``.ci_high``, ``.n``, ``.threshold``, ``.verdict`` (and
+  ``.mde``, ``.needs_n`` when the measurement records its power).
 
 No timestamps or durations are written, so the same results give the same file.
 """
@@ -21,6 +29,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ..results import Results
+from . import display
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -56,11 +65,25 @@ def _is_ref(model: dict | None) -> bool:
 
 
 def _message(entry: dict, verdicts: tuple[str, ...]) -> str:
-    bad = [m for m in entry.get("measurements", []) if m.get("verdict") in verdicts]
+    """``because <the deciding measurement>``, then the other measurements with
+    ``verdicts`` (failing first)."""
+    bad = [m for m in display.sort_measurements(entry.get("measurements", []))
+           if m.get("verdict") in verdicts]
     if not bad:
         return entry.get("error") or entry.get("reason") or entry["verdict"]
-    head = "; ".join(describe(m) for m in bad[:5])
-    return head + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+    own = bool(entry.get("failed_because"))
+    text = f"because {entry['failed_because']}" if own else \
+        f"because {display.measurement_text(bad[0])}"
+    listed = bad if own else bad[1:]
+    if listed:
+        text += ("; " if own else "; also ") + "; ".join(describe(m) for m in listed[:5])
+        text += f"; and {len(listed) - 5} more" if len(listed) > 5 else ""
+    return text
+
+
+def _with_tags(text: str, entry: dict) -> str:
+    tags = display.flag_tags(entry)
+    return f"{text} {tags}" if tags else text
 
 
 def render(results: Results) -> str:
@@ -84,13 +107,19 @@ def render(results: Results) -> str:
                            ("sertest_version", doc.get("sertest_version", ""))):
             ET.SubElement(props, "property", name=key, value=_clean(value))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for t in entries:
+        for t in display.sort_entries(doc, entries):
             counts["tests"] += 1
             case = ET.SubElement(suite, "testcase",
                                  classname=_clean(f"sertest.{t.get('topic', 'other')}.{t['test']}"),
                                  name=_clean(f"{model}.{t['dimension']}"), time="0")
             cprops = ET.SubElement(case, "properties")
             ET.SubElement(cprops, "property", name="verdict", value=_clean(t["verdict"]))
+            shown = display.verdict(doc, t)
+            if shown != t["verdict"]:
+                ET.SubElement(cprops, "property", name="shown_verdict", value=shown)
+            if display.flags(t):
+                ET.SubElement(cprops, "property", name="flags",
+                              value=_clean(", ".join(k for k, _ in display.flags(t))))
             for m in t.get("measurements", []):
                 key = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
                 ci = m.get("ci") or [None, None]
@@ -100,37 +129,52 @@ def render(results: Results) -> str:
                 for suffix, value in ((".ci_low", ci[0]), (".ci_high", ci[1]),
                                       (".n", m.get("n")),
                                       (".threshold", (m.get("threshold") or {}).get("text")),
-                                      (".verdict", m.get("verdict"))):
+                                      (".verdict", m.get("verdict")),
+                                      (".mde", (m.get("power") or {}).get("mde")),
+                                      (".needs_n", (m.get("power") or {}).get("needs_n"))):
                     if value is not None:
                         ET.SubElement(cprops, "property", name=_clean(key + suffix),
                                       value=_clean(value))
-            verdict = t["verdict"]
+            verdict = display.verdict(doc, t)
             if ref:
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=_clean(
+                ET.SubElement(case, "skipped", message=_clean(_with_tags(
                     f"random baseline (a reference, not judged in CI); measured verdict "
-                    f"{verdict}: {_message(t, ('fail', 'inconclusive'))}"))
+                    f"{verdict}: {_message(t, ('fail', 'inconclusive'))}", t)))
             elif verdict == "fail":
                 counts["failures"] += 1
-                msg = _message(t, ("fail",))
+                msg = _with_tags("failed " + _message(t, ("fail",)) if any(
+                    m.get("verdict") == "fail" for m in t.get("measurements", []))
+                    else "failed: " + (t.get("failed_because") or "see the measurements"), t)
                 el = ET.SubElement(case, "failure", message=_clean(msg), type="fail")
-                el.text = _clean("\n".join(describe(m) for m in t.get("measurements", [])))
+                el.text = _clean("\n".join(describe(m) for m in
+                                           display.sort_measurements(t.get("measurements", []))))
             elif verdict == "error":
                 counts["errors"] += 1
-                el = ET.SubElement(case, "error", message=_clean(t.get("error", "test crashed")),
+                msg = t.get("error") or t.get("reason") or "test crashed"
+                failures = display.item_failures_text(t)
+                if failures and failures not in msg:
+                    msg += f"; {failures}"
+                el = ET.SubElement(case, "error", message=_clean(_with_tags(msg, t)),
                                    type="error")
-                el.text = _clean(t.get("traceback") or t.get("error", ""))
+                el.text = _clean(t.get("traceback") or msg)
             elif verdict == "inconclusive":
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=_clean(
-                    "inconclusive: the confidence interval straddles the threshold: "
-                    + _message(t, ("inconclusive",))))
+                ET.SubElement(case, "skipped", message=_clean(_with_tags(
+                    "inconclusive: the confidence interval straddles the threshold, "
+                    + _message(t, ("inconclusive",)), t)))
+            elif verdict == "gated":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=_clean(_with_tags(
+                    f"gated: {display.reason(doc, t)}", t)))
             elif verdict == "skipped":
                 counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=_clean(t.get("reason") or "skipped"))
-            if t.get("notes"):
+                ET.SubElement(case, "skipped", message=_clean(_with_tags(
+                    t.get("reason") or "skipped", t)))
+            out_lines = display.notes(t) + [str(n) for n in t.get("notes") or []]
+            if out_lines:
                 out = ET.SubElement(case, "system-out")
-                out.text = _clean("\n".join(str(n) for n in t["notes"]))
+                out.text = _clean("\n".join(out_lines))
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v

@@ -1,11 +1,20 @@
-"""``summary.md``: GitHub-flavoured Markdown for CI job summaries and pull-request comments."""
+"""``summary.md``: GitHub-flavoured Markdown for CI job summaries and pull-request comments.
+
+Test rows are listed failing first (error, fail, inconclusive, gated, pass, skipped); a
+failing row says why in one line ("failed because ...") and then names the other
+measurements that did not pass, failing ones first.  The notes column carries the entry's
+flags, the multiplicity of its verdict and the power of the measurements it names.
+"""
 
 from __future__ import annotations
 
 from ..results import Results
+from . import display
 
 _ICON = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive",
-         "error": "💥 error", "skipped": "➖ skipped"}
+         "error": "💥 error", "skipped": "➖ skipped", "gated": "🚧 gated"}
+#: measurements named in a failing row's details besides the deciding one
+ALSO = 2
 
 
 def _esc(text) -> str:
@@ -20,39 +29,70 @@ def _num(v) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
 
+def _measure(m: dict) -> str:
+    return (f"{m['metric']}{' ' + str(m['group']) if m.get('group') is not None else ''} = "
+            f"{_num(m.get('value'))}" + (f" ({m['threshold']['text']})" if m.get("threshold") else ""))
+
+
+def details(doc: dict, t: dict) -> str:
+    """The details cell of one entry (plain text, escaped by the caller)."""
+    v = display.verdict(doc, t)
+    if v in ("fail", "inconclusive"):
+        text = display.because(doc, t)
+        rest = display.others(t)  # besides the measurement "because" names
+        if rest:
+            text += "; also " + "; ".join(_measure(m) for m in rest[:ALSO])
+            if len(rest) > ALSO:
+                text += f"; +{len(rest) - ALSO} more not passing"
+        return text
+    if v in ("error", "gated", "skipped"):
+        text = display.reason(doc, t) or v
+        failures = display.item_failures_text(t)
+        return text + (f"; {failures}" if failures and failures not in text else "")
+    shown = t.get("measurements") or []
+    judged = [m for m in shown if m.get("threshold")] or shown
+    text = "; ".join(_measure(m) for m in judged[:3])
+    return text + (f"; +{len(judged) - 3} more" if len(judged) > 3 else "")
+
+
+def note_text(doc: dict, t: dict) -> str:
+    """Flags, multiplicity and power of the named measurements, compact ('' if none)."""
+    out = display.notes(t)
+    if display.verdict(doc, t) in ("fail", "inconclusive"):
+        first = display.deciding(t)
+        named = ([first] if first is not None else []) + display.others(t)[:ALSO]
+        for m in named:
+            p = display.power_text(m)
+            if p:
+                out.append(f"{m['metric']}{' ' + str(m['group']) if m.get('group') is not None else ''}: {p}")
+    return "; ".join(out)
+
+
 def render(results: Results) -> str:
     doc = results.doc
     out = [f"## sertest audit: {_esc(doc['suite']['name'])} on {_esc(doc['dataset']['name'])}", ""]
     out.append(f"{doc['dataset']['items']} items, seed {doc['seed']}, sertest {doc['sertest_version']}")
     out.append("")
-    out.append("| model | role | score | correctness | fairness | robustness | pass | fail | inconclusive | error |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out.append("| model | role | score | correctness | fairness | robustness | pass | fail | "
+               "inconclusive | gated | error |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for m in doc["models"]:
         if m["name"] not in doc["summary"]["models"]:  # a reference model is not scored
             continue
         s = doc["summary"]["models"][m["name"]]
-        c = s["counts"]
+        c = display.counts(doc, m["name"])
         out.append(f"| {_esc(m['name'])} | {m['role']} | {_num(s['score'])} | "
                    + " | ".join(_num(s["topics"].get(t)) for t in ("correctness", "fairness", "robustness"))
-                   + f" | {c['pass']} | {c['fail']} | {c['inconclusive']} | {c['error']} |")
+                   + f" | {c['pass']} | {c['fail']} | {c['inconclusive']} | {c['gated']} | {c['error']} |")
     out.append("")
     cands = set(results.candidates())
-    rows = [t for t in doc["tests"] if t["model"] in cands]
+    rows = display.sort_entries(doc, [t for t in doc["tests"] if t["model"] in cands])
     if rows:
-        out += ["| test | model | dimension | verdict | details |", "|---|---|---|---|---|"]
+        out += ["| test | model | dimension | verdict | details | notes |", "|---|---|---|---|---|---|"]
         for t in rows:
-            if t.get("error") or t.get("reason"):
-                detail = t.get("error") or t.get("reason")
-            else:
-                bad = [m for m in t["measurements"] if m["verdict"] in ("fail", "inconclusive")]
-                shown = bad or t["measurements"]
-                detail = "; ".join(
-                    f"{m['metric']}{' ' + str(m['group']) if m['group'] else ''} = {_num(m['value'])}"
-                    + (f" ({m['threshold']['text']})" if m["threshold"] else "") for m in shown[:3])
-                if len(shown) > 3:
-                    detail += f"; +{len(shown) - 3} more"
-            out.append(f"| {_esc(t['test'])} | {_esc(t['model'])} | {t['dimension']} | "
-                       f"{_ICON.get(t['verdict'], t['verdict'])} | {_esc(detail)} |")
+            v = display.verdict(doc, t)
+            out.append(f"| {_esc(t['test'])} | {_esc(t['model'])} | {_esc(t['dimension'])} | "
+                       f"{_ICON.get(v, v)} | {_esc(details(doc, t))} | {_esc(note_text(doc, t))} |")
         out.append("")
     errs = doc["items"]["errors"]
     if errs:

@@ -204,29 +204,58 @@ def _caption(name: str, kind: str, what: str) -> str:
 
 
 def render_plots(plots: Any, *, dimension: str = "value",
-                 thresholds: dict[str, dict] | None = None) -> list[PlotView]:
-    """Views for every plot of one test entry (at most :data:`MAX_PLOTS_PER_ENTRY`)."""
+                 thresholds: dict[str, dict] | None = None,
+                 measurements: list[dict] | None = None) -> list[PlotView]:
+    """Views for every plot of one test entry (at most :data:`MAX_PLOTS_PER_ENTRY`).
+
+    ``thresholds`` (metric -> threshold) draw limit lines and the regions they define;
+    ``measurements`` (the entry's) give the verdicts that colour per-group estimates.  No
+    plot judges a value itself: without a measured verdict a row is drawn neutral.
+    """
     thresholds = thresholds or {}
+    verdicts = measured_verdicts(measurements)
     if not isinstance(plots, dict):
         return [PlotView("plots", "unknown", raw=_preview(plots),
                          note="plots is not a mapping; shown as data")]
     composite = {"robustness": _robustness, "dose": _dose}.get(str(plots.get("kind")))
     if composite is not None:
         try:
-            views = composite(plots, dimension, thresholds)
+            views = composite(plots, dimension, thresholds, verdicts)
         except Exception as exc:  # noqa: BLE001 - fall back to drawing the parts one by one
             views = [PlotView("plots", "note", note=f"could not draw the {plots.get('kind')} plots "
                               f"({type(exc).__name__}: {exc}); their parts are shown one by one")]
-            views += _generic({k: v for k, v in plots.items() if k != "kind"}, dimension, thresholds)
+            views += _generic({k: v for k, v in plots.items() if k != "kind"}, dimension, thresholds,
+                              verdicts)
     else:
-        views = _generic(plots, dimension, thresholds)
+        views = _generic(plots, dimension, thresholds, verdicts)
     if len(views) > MAX_PLOTS_PER_ENTRY:
         views = views[:MAX_PLOTS_PER_ENTRY] + [PlotView(
             "more plots", "note", note=f"only the first {MAX_PLOTS_PER_ENTRY} plots are drawn")]
     return views
 
 
-def _generic(plots: dict, dim: str, thresholds: dict) -> list[PlotView]:
+def measured_verdicts(measurements: list[dict] | None) -> dict[tuple[str, str], str]:
+    """``(metric, group) -> verdict`` of an entry's measurements (group ``None`` as 'None')."""
+    return {(str(m.get("metric")), str(m.get("group"))): str(m.get("verdict") or "info")
+            for m in measurements or [] if isinstance(m, dict)}
+
+
+def _row_verdicts(verdicts: dict, labels: list, metric: Any = None,
+                  prefix: str | None = None) -> list[str]:
+    """The measured verdict of each label's row: the measurement of ``metric`` (or of any
+    metric starting with ``prefix``) whose group is the label; ``info`` when none."""
+    out = []
+    for lab in labels:
+        v = verdicts.get((str(metric), str(lab))) if metric is not None else None
+        if v is None and prefix is not None:
+            v = next((vd for (m, g), vd in verdicts.items()
+                      if m.startswith(prefix) and g == str(lab)), None)
+        out.append(v or "info")
+    return out
+
+
+def _generic(plots: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
+    verdicts = verdicts or {}
     views: list[PlotView] = []
     kinds = {str(k): detect(str(k), v) for k, v in plots.items()}
     has_hist = "histogram" in kinds.values()
@@ -235,21 +264,21 @@ def _generic(plots: dict, dim: str, thresholds: dict) -> list[PlotView]:
     for name, data in plots.items():
         if kinds[str(name)] == "scalar":
             continue
-        _render_one(str(name), data, dim, thresholds, views, 0, has_hist)
+        _render_one(str(name), data, dim, thresholds, views, 0, has_hist, verdicts)
     if facts:
         views.append(PlotView("parameters", "note", note="; ".join(facts)))
     return views
 
 
 def _render_one(name: str, data: Any, dim: str, thresholds: dict, views: list, depth: int,
-                has_hist: bool = False) -> None:
+                has_hist: bool = False, verdicts: dict | None = None) -> None:
     kind = detect(name, data)
     if kind == "family" and depth < 2:
         for sub, value in data.items():
-            _render_one(f"{name}: {sub}", value, dim, thresholds, views, depth + 1, has_hist)
+            _render_one(f"{name}: {sub}", value, dim, thresholds, views, depth + 1, has_hist, verdicts)
         return
     try:
-        views.extend(_draw(name, kind, data, dim, thresholds, has_hist))
+        views.extend(_draw(name, kind, data, dim, thresholds, has_hist, verdicts or {}))
     except Exception as exc:  # noqa: BLE001 - a malformed plot must not break the report
         views.append(PlotView(_title(name), "unknown", raw=_preview(data),
                               note=f"could not draw this plot ({type(exc).__name__}: {exc}); "
@@ -257,7 +286,7 @@ def _render_one(name: str, data: Any, dim: str, thresholds: dict, views: list, d
 
 
 def _draw(name: str, kind: str, d: Any, dim: str, thresholds: dict,
-          has_hist: bool = False) -> list[PlotView]:
+          has_hist: bool = False, verdicts: dict | None = None) -> list[PlotView]:
     if kind == "scatter":
         _need(d, "truth", "prediction")
         out = [PlotView(_caption(name, kind, "prediction against truth (dashed: identity, line: fit)"), kind,
@@ -406,6 +435,8 @@ def _draw(name: str, kind: str, d: Any, dim: str, thresholds: dict,
         if d.get("ci"):
             return [PlotView(_caption(name, kind, str(metric or "values")), "bars",
                              svg.dots_ci(d["labels"], d["values"], d["ci"], threshold=thr,
+                                         verdicts=_row_verdicts(verdicts or {}, list(d["labels"]),
+                                                                metric),
                                          xlabel=str(metric or "value")))]
         return [PlotView(_caption(name, kind, str(metric or "values")), kind,
                          svg.bars(d["labels"], d["values"], threshold=thr,
@@ -439,7 +470,7 @@ def _cell(v: Any) -> str:
 
 # -- composite layouts ----------------------------------------------------------------------------
 
-def _robustness(p: dict, dim: str, thresholds: dict) -> list[PlotView]:
+def _robustness(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
     """Fraction unchanged per condition, then per condition the 2-D change histogram (or the
     clean -> condition confusion matrix), the value histograms, and the worst items."""
     views: list[PlotView] = []
@@ -449,10 +480,15 @@ def _robustness(p: dict, dim: str, thresholds: dict) -> list[PlotView]:
     if dots.get("labels"):
         thr = thresholds.get("unchanged") or next(
             (v for k, v in thresholds.items() if k.startswith("unchanged")), None)
-        views.append(PlotView("fraction of predictions unchanged per condition (shaded: passes)",
-                              "unchanged", svg.dots_ci(dots["labels"], dots.get("values", []),
-                                                       dots.get("ci"), threshold=thr,
-                                                       xlabel="fraction unchanged")))
+        metric = "unchanged" if "unchanged" in thresholds else next(
+            (k for k in thresholds if k.startswith("unchanged")), None)
+        views.append(PlotView(
+            "fraction of predictions unchanged per condition (shaded: the threshold's passing "
+            "region; colour: the measured verdict)", "unchanged",
+            svg.dots_ci(dots["labels"], dots.get("values", []), dots.get("ci"), threshold=thr,
+                        verdicts=_row_verdicts(verdicts or {}, list(dots["labels"]), metric,
+                                               prefix="unchanged"),
+                        xlabel="fraction unchanged")))
     for c in p.get("conditions") or []:
         label = str(c.get("label", "condition"))
         base = "clean" if not c.get("baseline") else condition_label(c.get("baseline"))
@@ -486,7 +522,7 @@ def _robustness(p: dict, dim: str, thresholds: dict) -> list[PlotView]:
     return views
 
 
-def _dose(p: dict, dim: str, thresholds: dict) -> list[PlotView]:
+def _dose(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
     """One curve per metric over the levels; the criterion metric shows its limit and the
     breakdown point (with its interval)."""
     views = []

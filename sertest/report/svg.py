@@ -465,16 +465,22 @@ def paired_bars(categories: Sequence, series: dict[str, Sequence], *, ylabel: st
 
 
 def dots_ci(labels: Sequence, values: Sequence, cis: Sequence | None = None, *,
-            threshold: dict | None = None, xlabel: str = "value", title: str = "") -> Markup:
+            threshold: dict | None = None, verdicts: Sequence | None = None,
+            xlabel: str = "value", title: str = "") -> Markup:
     """A forest plot: one row per label with its estimate and CI, the threshold dashed and
-    the passing region shaded (e.g. fraction unchanged per condition)."""
+    the region it defines shaded (e.g. fraction unchanged per condition).
+
+    A row is coloured by its entry of ``verdicts`` (the measurement's verdict from the
+    results document); without one it is drawn neutral (``info``): the chart never judges.
+    """
     rows = []
     for i, lab in enumerate(list(labels)[:40]):
         v = values[i] if i < len(values) else None
         ci = cis[i] if cis is not None and i < len(cis) else None
-        rows.append((str(lab), None if v is None else float(v), ci))
+        vd = verdicts[i] if verdicts is not None and i < len(verdicts) else None
+        rows.append((str(lab), None if v is None else float(v), ci, str(vd or "info")))
     thr_lines = threshold_lines(threshold)
-    dom = domain([v for _, v, _ in rows], [c[0] for _, _, c in rows if c], [c[1] for _, _, c in rows if c],
+    dom = domain([r[1] for r in rows], [r[2][0] for r in rows if r[2]], [r[2][1] for r in rows if r[2]],
                  pad=0.06, include=thr_lines)
     label_w = min(130.0, 16 + 6.4 * max([len(r[0]) for r in rows] + [4]))
     row = 20
@@ -486,16 +492,10 @@ def dots_ci(labels: Sequence, values: Sequence, cis: Sequence | None = None, *,
               f'height="{_n(f.h - f.b - f.t)}"/>')
     for t in thr_lines:
         f.add(f'<line class="thr" x1="{_n(f.x(t))}" x2="{_n(f.x(t))}" y1="{_n(f.t)}" y2="{_n(f.h - f.b)}"/>')
-    for i, (lab, v, ci) in enumerate(rows):
+    for i, (lab, v, ci, verdict) in enumerate(rows):
         yc = f.t + (i + 0.5) * row
-        verdict = "info"
-        if threshold and v is not None and math.isfinite(v):
-            from ..checks.verdict import Threshold
-
-            th = Threshold(threshold.get("op", ">"), float(threshold["value"]), bool(threshold.get("absolute")))
-            verdict = th.judge(v, tuple(ci) if ci and None not in ci else None)
         tip = f"{lab}: {fmt(v)}" + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and None not in ci else "")
-        g = [f'<g class="v-{verdict}"><title>{escape(tip)} ({verdict})</title>']
+        g = [f'<g class="v-{escape(verdict)}"><title>{escape(tip)} ({escape(verdict)})</title>']
         if ci and None not in ci:
             g.append(f'<line class="ci" x1="{_n(f.cx(ci[0]))}" x2="{_n(f.cx(ci[1]))}" y1="{_n(yc)}" y2="{_n(yc)}"/>')
         if v is not None and math.isfinite(v):

@@ -1,11 +1,18 @@
-"""A readable plain-text summary for the terminal."""
+"""A readable plain-text summary for the terminal.
+
+Entries are listed failing first (error, fail, inconclusive, gated, pass, skipped), each with
+its flags as short tags and the one line that says why it did not pass.
+"""
 
 from __future__ import annotations
 
 from ..results import Results
+from . import display
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCL", "error": "ERROR",
-         "skipped": "skip"}
+         "skipped": "skip", "gated": "GATED"}
+#: measurements named on a failing entry's line (the rest are counted)
+SHOWN = 3
 
 
 def fmt(value) -> str:
@@ -14,6 +21,47 @@ def fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def _brief(m: dict) -> str:
+    group = f"[{m['group']}]" if m.get("group") is not None else ""
+    thr = (m.get("threshold") or {}).get("text")
+    return f"{m['metric']}{group}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "")
+
+
+def entry_lines(doc: dict, t: dict, verbose: bool = False) -> list[str]:
+    """The line (and, verbose, the indented detail lines) of one test entry."""
+    v = display.verdict(doc, t)
+    tags = display.flag_tags(t)
+    head = f"[{_MARK.get(v, v):>7}] {t['test']} {t['model']} {t['dimension']}" + \
+        (f" {tags}" if tags else "")
+    lines = []
+    ms = display.sort_measurements(t.get("measurements") or [])
+    if v in ("fail", "inconclusive"):
+        text = display.because(doc, t)
+        rest = display.others(t)  # besides the measurement "because" names
+        if rest:
+            text += "; also " + ", ".join(_brief(m) for m in rest[:SHOWN - 1])
+            if len(rest) > SHOWN - 1:
+                text += f" (+{len(rest) - SHOWN + 1} more not passing)"
+        lines.append(f"{head}: {text}")
+    elif v in ("error", "gated", "skipped"):
+        lines.append(f"{head}: {display.reason(doc, t)}" if display.reason(doc, t) else head)
+        failures = display.item_failures_text(t)
+        if failures:
+            lines.append(f"          {failures}")
+    else:
+        shown = ms if verbose else []
+        brief = ", ".join(_brief(m) for m in shown[:4])
+        lines.append(head + (f": {brief}" if brief else ""))
+    if verbose:
+        for note in display.notes(t):
+            lines.append(f"          {note}")
+        for m in ms:
+            p = display.power_text(m)
+            if p and m.get("verdict") in ("fail", "inconclusive"):
+                lines.append(f"          {_brief(m)}: {p}")
+    return lines
 
 
 def summary_text(results: Results, verbose: bool = False) -> str:
@@ -27,31 +75,20 @@ def summary_text(results: Results, verbose: bool = False) -> str:
     names = [m["name"] for m in doc["models"]]
     width = max(8, *(len(n) for n in names))
     lines.append(f"{'model':<{width}}  {'role':<9}  score  " + "  ".join(
-        f"{t[:11]:>11}" for t in ("correctness", "fairness", "robustness")) + "  pass/fail/inc/err/skip")
+        f"{t[:11]:>11}" for t in ("correctness", "fairness", "robustness"))
+        + "  pass/fail/inc/gated/err/skip")
     for m in doc["models"]:
         if m["name"] not in doc["summary"]["models"]:  # a reference model is not scored
             continue
         s = doc["summary"]["models"][m["name"]]
-        c = s["counts"]
+        c = display.counts(doc, m["name"])
         lines.append(f"{m['name']:<{width}}  {m['role']:<9}  {fmt(s['score']):>5}  " + "  ".join(
             f"{fmt(s['topics'].get(t)):>11}" for t in ("correctness", "fairness", "robustness"))
-            + f"  {c['pass']}/{c['fail']}/{c['inconclusive']}/{c['error']}/{c['skipped']}")
+            + f"  {c['pass']}/{c['fail']}/{c['inconclusive']}/{c['gated']}/{c['error']}"
+              f"/{c['skipped']}")
     lines.append("")
     cands = set(results.candidates())
-    for t in doc["tests"]:
-        if t["model"] not in cands and not verbose:
-            continue
-        head = f"[{_MARK.get(t['verdict'], t['verdict']):>7}] {t['test']} {t['model']} {t['dimension']}"
-        if t.get("error"):
-            lines.append(f"{head}: {t['error']}")
-            continue
-        if t.get("reason"):
-            lines.append(f"{head}: {t['reason']}")
-            continue
-        shown = [m for m in t["measurements"] if m["verdict"] in ("fail", "inconclusive")] \
-            if not verbose else t["measurements"]
-        brief = ", ".join(
-            f"{m['metric']}{'[' + m['group'] + ']' if m['group'] else ''}={fmt(m['value'])}"
-            f" ({m['threshold']['text'] if m['threshold'] else ''})" for m in shown[:4])
-        lines.append(head + (f": {brief}" if brief else ""))
+    shown = [t for t in doc["tests"] if t["model"] in cands or verbose]
+    for t in display.sort_entries(doc, shown):
+        lines += entry_lines(doc, t, verbose)
     return "\n".join(lines)

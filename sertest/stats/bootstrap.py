@@ -1,0 +1,203 @@
+r"""Bootstrap resampling shared by every check.
+
+A resample is a row of item **weights** (how often each item was drawn); a metric that
+:mod:`sertest.metrics` can evaluate as a weighted statistic (CCC, PCC, MAE, UAR, ...) is
+then computed for all rows at once.  Three designs:
+
+* item bootstrap - n items drawn with replacement;
+* one-stage cluster bootstrap (:func:`cluster_weights` with ``clusters``) - G speakers
+  drawn with replacement, every item of a drawn speaker taken (items of one speaker are not
+  independent: an item bootstrap would be over-confident);
+* two-stage cluster bootstrap (:func:`two_stage_weights`) - speakers, then items within
+  each drawn speaker; used where groups hold few speakers.
+
+**Common random numbers.**  The generator of a test's resamples is
+:func:`resample_rng` ``(seed, test, target, items)``: it depends on the audit seed, the
+test, the target and the *data* (a digest of the item ids, in order), never on the model.
+Two models measured on the same items therefore see identical resamples, so the difference
+of their replicates is a paired bootstrap of their difference (used by ``sertest
+compare``), and cells of one test measured on the same items share their resamples (used
+for simultaneous intervals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..seeding import derive_rng
+
+MAX_NAN_FRACTION = 0.1  # replicates allowed to be NaN before an interval is withheld
+_MAX_WEIGHT_CELLS = 2_000_000  # weight-matrix cells per chunk (16 MB of float64)
+
+
+def data_digest(ids: Sequence[Any]) -> str:
+    """A short digest of item ids in order (the "data" a resample depends on).
+
+    >>> data_digest(["a", "b"]) == data_digest(["a", "b"]) != data_digest(["b", "a"])
+    True
+    """
+    h = hashlib.blake2b(digest_size=8)
+    for i in ids:
+        h.update(str(i).encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def resample_rng(seed: int, test: str, target: str, ids: Sequence[Any], *keys: str | int
+                 ) -> np.random.Generator:
+    """The generator of a test's bootstrap resamples: seed, test, target and data only."""
+    return derive_rng(seed, "resample", test, target, data_digest(ids), *keys)
+
+
+def _counts(rng: np.random.Generator, rows: int, units: int) -> np.ndarray:
+    """(rows, units) draw counts of ``units`` draws with replacement per row."""
+    draws = rng.integers(0, units, size=(rows, units))
+    flat = (draws + (np.arange(rows) * units)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * units).reshape(rows, units)
+
+
+def cluster_weights(n: int, n_boot: int, rng: np.random.Generator,
+                    clusters: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
+    """(n_boot, n) item weights of an item or one-stage cluster bootstrap.
+
+    Args:
+        n: number of items.
+        n_boot: number of resamples.
+        rng: the generator (see :func:`resample_rng`).
+        clusters: optional cluster id per item (the speaker); whole clusters are drawn.
+
+    >>> w = cluster_weights(4, 3, np.random.default_rng(0))
+    >>> w.shape, bool((w.sum(axis=1) == 4).all())
+    ((3, 4), True)
+    """
+    if clusters is None:
+        return _counts(rng, n_boot, n).astype(np.float64)
+    codes, uniques = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)))
+    return _counts(rng, n_boot, len(uniques))[:, codes].astype(np.float64)
+
+
+def two_stage_weights(clusters: np.ndarray, strata: list[np.ndarray], n_boot: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) weights of a two-stage cluster bootstrap, stratified.
+
+    Within each stratum (an index array, e.g. one group's items), stage 1 draws the
+    stratum's clusters with replacement; stage 2 draws, for every drawn copy of a cluster,
+    as many of its items with replacement as it has.  The second stage adds the variation
+    within speakers, which a one-stage cluster bootstrap misses when a group has only a few
+    speakers (the interval is then somewhat conservative rather than over-confident).
+    """
+    n = len(clusters)
+    weights = np.zeros((n_boot, n))
+    for items in strata:
+        if items.size == 0:
+            continue
+        uniq, local = np.unique(clusters[items], return_inverse=True)
+        m = uniq.size
+        copies = _counts(rng, n_boot, m)
+        sizes = np.bincount(local, minlength=m)
+        single = sizes[local] == 1
+        weights[:, items[single]] = copies[:, local[single]]
+        for j in np.flatnonzero(sizes > 1):
+            members = items[local == j]
+            k = members.size
+            weights[:, members] = rng.multinomial(copies[:, j] * k, np.full(k, 1.0 / k))
+    return weights
+
+
+def _weighted(metric: Callable[..., Any], arrays: tuple[np.ndarray, ...]):
+    from ..metrics import _vectorised
+
+    try:
+        return _vectorised(metric, arrays)
+    except (TypeError, ValueError):
+        return None
+
+
+def replicates(metric: Callable[..., float], *arrays: Any, n_boot: int,
+               rng: np.random.Generator, groups: Any = None,
+               minus: Callable[..., float] | None = None,
+               minus_arrays: tuple[Any, ...] | None = None) -> np.ndarray:
+    r"""Bootstrap replicates of ``metric(*arrays)`` (optionally minus ``minus(*minus_arrays)``).
+
+    Each resample draws the same items (or speakers, with ``groups``) for every array, so
+    the draw is paired; with ``minus`` the difference of two metrics is resampled jointly
+    (e.g. CCC under a condition minus CCC on clean audio, on the same items).  NaN marks a
+    resample where the metric is undefined.
+
+    Args:
+        metric: function of the arrays returning a float.
+        arrays: equally long 1-D array-likes.
+        n_boot: number of resamples.
+        rng: generator of the resamples (see :func:`resample_rng`).
+        groups: optional cluster id per item (cluster bootstrap).
+        minus, minus_arrays: a second metric subtracted on the same resample.
+
+    Returns:
+        float array of shape ``(n_boot,)``.
+
+    >>> from sertest.metrics import mae
+    >>> r = replicates(mae, [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], n_boot=200,
+    ...                rng=np.random.default_rng(1))
+    >>> r.shape, bool(((r >= 0) & (r <= 1)).all())
+    ((200,), True)
+    """
+    data = tuple(np.asarray(a) for a in arrays)
+    n = len(data[0])
+    extra = tuple(np.asarray(a) for a in (minus_arrays or ()))
+    if minus is not None and not extra:
+        raise ValueError("replicates: minus needs minus_arrays")
+    if groups is None:
+        codes, n_units = None, n
+    else:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(groups, dtype=object)))
+        n_units = len(uniques)
+    f = _weighted(metric, data)
+    g = _weighted(minus, extra) if minus is not None else None
+    vector = f is not None and (minus is None or g is not None)
+    rows_per_chunk = max(1, min(n_boot, _MAX_WEIGHT_CELLS // max(n, n_units, 1)))
+    values = np.empty(n_boot)
+    index = np.arange(n)
+    for start in range(0, n_boot, rows_per_chunk):
+        rows = min(rows_per_chunk, n_boot - start)
+        counts = _counts(rng, rows, n_units)
+        w = (counts if codes is None else counts[:, codes]).astype(np.float64)
+        if vector:
+            v = f(w)
+            if g is not None:
+                v = v - g(w)
+            values[start:start + rows] = v
+            continue
+        for r in range(rows):
+            chosen = np.repeat(index, w[r].astype(np.int64))
+            v = float(metric(*(a[chosen] for a in data)))
+            if minus is not None:
+                v -= float(minus(*(a[chosen] for a in extra)))
+            values[start + r] = v
+    return values
+
+
+def percentile_interval(values: np.ndarray, confidence: float,
+                        max_nan_fraction: float = MAX_NAN_FRACTION) -> tuple[float, float] | None:
+    r"""Percentile interval :math:`(q_{\alpha/2}, q_{1-\alpha/2})` of bootstrap replicates.
+
+    ``None`` when more than ``max_nan_fraction`` of the replicates are NaN: the others
+    would no longer describe the metric's variability.
+
+    >>> [round(x, 6) for x in percentile_interval(np.arange(101.0), 0.9)]
+    [5.0, 95.0]
+    """
+    values = np.asarray(values, dtype=float)
+    ok = values[np.isfinite(values)]
+    if ok.size == 0 or values.size - ok.size > max_nan_fraction * values.size:
+        return None
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(ok, [alpha / 2.0, 1.0 - alpha / 2.0])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return float(lo), float(hi)

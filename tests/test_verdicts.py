@@ -1,0 +1,165 @@
+"""The judge and the statistics layer: paired resamples, simultaneous bands, power, gating,
+informativeness, and paired comparisons between audits."""
+
+from __future__ import annotations
+
+import doctest
+import os
+
+import numpy as np
+import pytest
+
+from sertest import audit, stats
+from sertest.checks.base import Measurement
+from sertest.checks.verdict import Threshold, judge_audit, judge_entry
+from sertest.report.compare import compare
+
+
+def _cells(values, se, rng, threshold="abs < 0.1", n_boot=400, n=100):
+    """Cells with joint (same-row) normal replicates around their values."""
+    th = Threshold.parse(threshold)
+    noise = rng.standard_normal((n_boot, len(values))) * se
+    out = []
+    for j, v in enumerate(values):
+        reps = v + noise[:, j]
+        out.append(Measurement("d", float(v), group=f"g{j}", n=n, threshold=th,
+                               ci=stats.percentile_interval(reps, 0.95), replicates=reps))
+    return out
+
+
+def test_stats_doctests():
+    for mod in (stats.bootstrap, stats.inference):
+        assert doctest.testmod(mod).failed == 0
+
+
+def test_simultaneous_band_controls_false_alarms_over_many_cells():
+    """30 cells whose true value sits exactly at the threshold: per-cell intervals would
+    fail a test in about 1 - 0.975^30 = 53 % of data sets; the band keeps it near 5 %."""
+    rng = np.random.default_rng(0)
+    fails = marginal_fails = 0
+    runs = 200
+    for _ in range(runs):
+        se = 0.02
+        values = 0.1 + rng.standard_normal(30) * se  # truth at the limit 0.1
+        cells = _cells(values, se, rng)
+        fields = judge_entry(cells, lambda m: None)
+        fails += fields["verdict"] == "fail"
+        marginal_fails += any(c.ci[0] > 0.1 for c in cells)
+        assert fields["multiplicity"]["comparisons"] == 30
+    assert marginal_fails / runs > 0.3
+    assert fails / runs <= 0.08
+
+
+def test_pass_needs_every_marginal_interval_inside_and_power_flags_weak_cells():
+    rng = np.random.default_rng(1)
+    good = _cells(np.zeros(4), 0.01, rng)
+    fields = judge_entry(good, lambda m: None)
+    assert fields["verdict"] == "pass"
+    assert all(not c.power["underpowered"] and c.power["mde"] > 0 for c in good)
+    weak = _cells(np.zeros(2), 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
+    fields = judge_entry(weak, lambda m: None)
+    assert [c.power["underpowered"] for c in weak] == [True, True, False, False]
+    assert fields["verdict"] == "pass"  # rests on the two cells that can tell
+    flag = next(f for f in fields["flags"] if f["kind"] == "underpowered")
+    assert "2 of 4" in flag["text"] and "items per group" in flag["text"]
+    # se 0.05 against 0.1: (1.96 + 1.28)^2 * 0.05^2 / 0.1^2 * 100 items = about 263
+    assert 200 < weak[0].power["needs_n"] < 330
+    only_weak = _cells(np.zeros(2), 0.05, rng)
+    fields = judge_entry(only_weak, lambda m: None)
+    assert fields["verdict"] == "inconclusive" and "underpowered" in fields["failed_because"]
+
+
+def test_failed_because_names_the_failing_cell_not_the_first():
+    rng = np.random.default_rng(2)
+    cells = _cells([0.0, 0.0, 0.0, 0.4], 0.01, rng)
+    fields = judge_entry(cells, lambda m: None)
+    assert fields["verdict"] == "fail" and fields["failed_because"].startswith("g3: d 0.4")
+
+
+def test_censored_value_is_judged_from_its_bounds():
+    m = Measurement("breakdown_snr_db", float("nan"), extra={"known_between": [-5, -10]},
+                    threshold=Threshold.parse("< 10"))
+    assert judge_entry([m], lambda _: None)["verdict"] == "pass"
+
+
+def test_gating_and_uninformative_flags():
+    tests = [
+        {"test": "correctness_regression", "check": "correctness_regression",
+         "topic": "correctness", "model": "m", "dimension": "arousal", "verdict": "fail",
+         "measurements": [{"metric": "ccc", "group": None, "value": 0.1, "verdict": "fail",
+                           "threshold": {"text": "> 0.5"}}]},
+        {"test": "fairness_sex", "check": "fairness_sex", "topic": "fairness", "model": "m",
+         "dimension": "arousal", "verdict": "pass", "measurements": []},
+        {"test": "correctness_speaker_average", "check": "correctness_speaker_average",
+         "topic": "correctness", "model": "m", "dimension": "arousal", "verdict": "pass",
+         "measurements": []},
+        {"test": "correctness_speaker_average", "check": "correctness_speaker_average",
+         "topic": "correctness", "model": "constant", "dimension": "arousal",
+         "verdict": "pass", "measurements": []},
+    ]
+    judge_audit(tests, {"m": "candidate", "constant": "baseline"})
+    assert tests[1]["verdict"] == "gated" and tests[1]["judged_verdict"] == "pass"
+    assert "not competent on arousal" in tests[1]["reason"]
+    assert tests[0]["verdict"] == "fail"  # correctness is never gated
+    assert any(f["kind"] == "uninformative" and "constant" in f["text"]
+               for f in tests[2]["flags"])
+
+
+@pytest.fixture()
+def two_copies(tiny_data, onnx_model, tmp_path):
+    suite = {"name": "pairs", "bootstrap": {"n_boot": 100}, "tests": [
+        "correctness_regression",
+        {"test": "fairness_sex", "params": {"min_samples": 2}},
+        {"test": "robustness_spectral_tilt"}]}
+    out_a, out_b = str(tmp_path / "a"), str(tmp_path / "b")
+    res = audit([f"first={onnx_model}", f"second={onnx_model}"], str(tiny_data), suite,
+                cache=False, out=out_a, renderers=())
+    single = audit([f"other={onnx_model}"], str(tiny_data), suite, cache=False, out=out_b,
+                   renderers=())
+    return res, single, out_a, out_b
+
+
+def _strip(entry):
+    return [{k: v for k, v in m.items()} for m in entry["measurements"]]
+
+
+def test_two_copies_of_one_model_get_identical_numbers_and_a_constant_never_passes(two_copies):
+    res, single, _, _ = two_copies
+    first = {(t["test"], t["dimension"]): t for t in res.tests if t["model"] == "first"}
+    second = {(t["test"], t["dimension"]): t for t in res.tests if t["model"] == "second"}
+    other = {(t["test"], t["dimension"]): t for t in single.tests if t["model"] == "other"}
+    assert first.keys() == second.keys() == other.keys()
+    judged = 0
+    for key in first:
+        assert _strip(first[key]) == _strip(second[key]) == _strip(other[key]), key
+        assert first[key]["verdict"] == second[key]["verdict"] == other[key]["verdict"]
+        judged += sum(m["ci"] is not None for m in first[key]["measurements"])
+    assert judged > 10
+    constant = [t for t in res.tests if t["model"] == "constant"]
+    assert constant and not any(t["verdict"] == "pass" for t in constant
+                                if t["test"] != "model_health")
+
+
+def test_compare_reports_paired_p_values(tiny_data, onnx_model, tmp_path):
+    from sertest.report.compare import Run, _load, build
+    from tests.helpers import make_onnx_model
+
+    worse = make_onnx_model(str(tmp_path / "w.onnx"), labels=("valence", "arousal", "dominance"))
+    suite = {"name": "pairs", "bootstrap": {"n_boot": 200}, "tests": ["correctness_regression"]}
+    outs = {}
+    for label, path in (("base", onnx_model), ("same", onnx_model), ("worse", worse)):
+        outs[label] = str(tmp_path / label)
+        audit([f"m={path}"], str(tiny_data), suite, cache=False, out=outs[label],
+              renderers=(), baselines=False)
+    assert os.path.exists(os.path.join(outs["base"], "replicates.npz"))
+    runs = [_load(outs["base"]), _load(outs["same"]), _load(outs["worse"])]
+    (mc,) = build(runs)
+    ccc = next(r for r in mc.rows if r.dimension == "arousal" and r.metric == "ccc")
+    same, worse_cell = ccc.cells
+    assert same.delta == 0 and same.p_value == 1.0
+    assert worse_cell.delta < -0.3 and worse_cell.p_value < 0.01 and worse_cell.clear
+    assert worse_cell.q_value >= worse_cell.p_value
+    paths = compare([outs["base"], outs["worse"]], str(tmp_path / "cmp"))
+    md = open(paths[1], encoding="utf-8").read()
+    assert "paired bootstrap p-value" in md and "p=" in md
+    assert isinstance(runs[0], Run)
