@@ -403,7 +403,7 @@ def test_audit_end_to_end_with_the_random_baseline(voices):
                     "calibrate": {"simulations": 30}}},
     ]}
     res = audit(["random:gaussian"], str(voices), suite, cache=False, baselines=False)
-    entries = {(t["test"], t["dimension"]): t for t in res.tests}
+    entries = {(t["test"], t["dimension"]): t for t in res.tests if t["test"] != "model_health"}
     assert len(entries) == 10 * 3
     assert not [t for t in res.tests if t["verdict"] == "error"], \
         [(t["test"], t.get("error")) for t in res.tests if t["verdict"] == "error"]

@@ -163,3 +163,30 @@ def test_compare_reports_paired_p_values(tiny_data, onnx_model, tmp_path):
     md = open(paths[1], encoding="utf-8").read()
     assert "paired bootstrap p-value" in md and "p=" in md
     assert isinstance(runs[0], Run)
+
+
+def test_confounds_one_speaker_group_at_another_bandwidth_are_flagged(tmp_path, onnx_model):
+    """One female speaker recorded at 8 kHz, male speakers at 16 kHz: fairness_sex names
+    both confounds next to its verdict."""
+    import pandas as pd
+    import soundfile as sf
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(48):
+        female = i % 2 == 0
+        sr = 8000 if female else 16000
+        x = (0.05 + 0.2 * rng.random()) * rng.standard_normal(int(sr * 0.8))
+        sf.write(tmp_path / f"x{i}.wav", x.astype("float32"), sr)
+        rows.append(dict(id=f"x{i:02d}", file=f"x{i}.wav", sex="female" if female else "male",
+                         speaker="f0" if female else f"m{i % 6}", arousal=rng.random(),
+                         dominance=rng.random(), valence=rng.random()))
+    pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
+    suite = {"name": "conf", "bootstrap": {"n_boot": 50},
+             "tests": [{"test": "fairness_sex", "params": {"min_samples": 2}}]}
+    res = audit([f"m={onnx_model}"], str(tmp_path / "manifest.csv"), suite, cache=False,
+                baselines=False)
+    (entry,) = [t for t in res.tests if t["test"] == "fairness_sex" and t["dimension"] == "valence"]
+    texts = [f["text"] for f in entry.get("flags", []) if f["kind"] == "confound"]
+    assert any("'female' is one speaker" in t for t in texts), texts
+    assert any("bandwidth" in t and "female: median 3.8 kHz, 100 % narrowband" in t for t in texts), texts

@@ -102,6 +102,8 @@ class Outcome:
     plots: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None  # reason the check does not apply
+    #: entry flags found while measuring, e.g. {"kind": "confound", "text": ...}
+    flags: list[dict[str, str]] = field(default_factory=list)
 
 
 class Check:

@@ -615,6 +615,9 @@ class GroupFairness(Check):
         selection = {g: [i for i in v if i in pred.index] for g, v in selection.items()}
         if len(selection) < 2:
             raise Skip(self._too_few(selection, skipped))
+        from .confounds import group_confounds
+
+        out.flags += [{"kind": "confound", "text": c} for c in group_confounds(ctx, selection)]
         layout = self.layout(ctx, selection, pred, truth, regression, labels, method)
         min_samples = self._min_samples(layout)
         t = layout.truth if method == QUALITY else None

@@ -304,7 +304,7 @@ def judge_audit(tests: list[dict], roles: dict[str, str] | None = None) -> None:
                 thr = (m.get("threshold") or {}).get("text", "")
                 competent[(t["model"], t["dimension"])] = (
                     ok, f"not competent on {t['dimension']}: {t['test']} {metric} "
-                        f"{m['value']} fails {thr}")
+                        f"{_fmt(m['value']) if m['value'] is not None else 'n/a'} fails {thr}")
     for t in tests:
         if t["topic"] == "correctness" or t["verdict"] in (ERROR, SKIPPED):
             continue

@@ -163,7 +163,7 @@ def _run_check(check, ctx: Context, model: str, target: str, plan_error: str | N
         if reasons:
             entry["reason"] = f"no measurement could be judged: {reasons[0]}"
     entry["verdict"] = fields.pop("verdict")
-    flags = fields.pop("flags")
+    flags = list(outcome.flags) + fields.pop("flags")
     entry.update(fields)
     if flags:
         entry.setdefault("flags", []).extend(flags)

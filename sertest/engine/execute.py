@@ -405,7 +405,7 @@ def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
 def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: list[str],
                  signals: dict[str, Any], seed: int, timeout: float | None) -> None:
     sigs = [signals[ck] for ck in cks]
-    rngs = [derive_rng(seed, "model", name, unit.item_id, ck) for ck in cks] \
+    rngs = [derive_rng(seed, "model", model.fingerprint(), unit.item_id, ck) for ck in cks] \
         if model.stochastic else None
     t = time.perf_counter()
     failed: dict[int, str] = {}

@@ -3,7 +3,8 @@
 Dimensions: the label plus Gaussian noise of standard deviation ``sigma`` (0.1 by default),
 clipped to the model's declared range; the noise is drawn per item from
 ``derive_rng(seed, "validate", "oracle", item id)``, so it is independent of the item's group
-and of the condition, and the oracle predicts the same for an item under every perturbation.
+and of the condition, and the oracle predicts the same for an item under every perturbation
+(and for the renditions of one utterance, items sharing a ``pair`` value).
 An item without a label gets the mean label plus the same noise.
 
 Emotion: the true class (a one-hot score row over the model's classes); a share ``confusion``
@@ -32,7 +33,12 @@ def oracle_frame(setup: Setup, ids, sigma: float = DEFAULT_SIGMA,
     ids = list(ids)
     table = setup.table.reindex(ids)
     dims, classes = setup.dimensions, setup.classes
-    z, u = item_draws(setup, "oracle", ids, normals=max(1, len(dims)), uniforms=3)
+    # renditions of one utterance (a shared ``pair``) share their draws: the oracle ignores
+    # the channel, so paired recordings get the same prediction
+    keys = [f"pair:{p}" if isinstance(p, str) and p else f"item:{i}"
+            for i, p in zip(ids, table["pair"] if "pair" in table.columns
+                            else [None] * len(ids))]
+    z, u = item_draws(setup, "oracle", keys, normals=max(1, len(dims)), uniforms=3)
     out = pd.DataFrame(index=pd.Index(ids, name="id"), columns=list(dims) + list(classes),
                        dtype=float)
     for j, d in enumerate(dims):
