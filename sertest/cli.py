@@ -128,7 +128,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="the oracle's noise SD around the labels (default 0.1)")
     val.add_argument("--oracle-confusion", type=float, default=0.1,
                      help="the oracle's share of confused emotion classes (default 0.1)")
-    val.add_argument("--jobs", "-j", type=int, default=None, help="worker threads")
+    val.add_argument("--jobs", "-j", type=int, default=None,
+                     help="worker threads predicting (as for sertest run)")
+    val.add_argument("--workers", type=int, default=None,
+                     help="processes judging resamples at once (default 1; the table does not "
+                          "depend on it)")
     val.add_argument("--labels", help="output labels for ONNX models without metadata")
     val.add_argument("--cache", metavar="DIR", help="prediction cache folder")
     val.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
@@ -223,7 +227,8 @@ def _validate(args) -> int:
                       confusion=args.oracle_confusion,
                       cache=False if args.no_cache else args.cache, jobs=args.jobs,
                       labels=args.labels, n_boot=args.n_boot, progress=args.progress,
-                      allow_outside_root=args.allow_outside_root, out=args.out)
+                      allow_outside_root=args.allow_outside_root, workers=args.workers,
+                      out=args.out)
     t = targets(result.doc)
     for what, rows in (("detection at the named size", t["detection"]),
                        ("oracle false alarms", t["false_alarms"])):

@@ -85,7 +85,7 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
                 s = score([m["verdict"] for m in t.get("measurements", [])])
             if s is not None and gated:
                 s = 0.0
-            if s is not None:
+            if s is not None and t.get("check") != "model_health":  # health sets the exit code
                 topic_scores.setdefault(t["topic"], []).append(s)
         topics = {k: round(sum(v) / len(v), 4) for k, v in sorted(topic_scores.items())}
         overall = round(sum(topics.values()) / len(topics), 4) if topics else None

@@ -21,12 +21,13 @@ def test_one_entry_per_test_model_dimension(tiny_data, onnx_model, tmp_path):
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["schema"] == SCHEMA
     names = [m["name"] for m in doc["models"]]
-    assert names == ["m", "random-gaussian"]
+    assert names == ["m", "random-gaussian", "constant"]
     keys = {(t["test"], t["model"], t["dimension"]) for t in doc["tests"]}
     # 3 dimensions per model, plus one model_health entry per model
-    assert len(keys) == len(doc["tests"]) == 2 * 3 + 2
+    assert len(keys) == len(doc["tests"]) == 3 * 3 + 3
     assert {k for k in keys if k[0] == "model_health"} == {
-        ("model_health", "m", "all"), ("model_health", "random-gaussian", "all")}
+        ("model_health", "m", "all"), ("model_health", "random-gaussian", "all"),
+        ("model_health", "constant", "all")}
     for t in doc["tests"]:
         assert t["verdict"] in ("pass", "fail", "inconclusive", "error", "skipped", "gated")
         for m in t["measurements"]:
@@ -48,7 +49,8 @@ def test_results_are_byte_identical_across_jobs_and_cache(tiny_data, onnx_model,
         outs.append((out / "results.json").read_bytes())
     assert outs[0] == outs[1] == outs[2]
     timings = json.loads((tmp_path / "o1" / "timings.json").read_text())
-    assert timings["computed"] == 0 and timings["cached"] == timings["predictions"] == 40 * 3
+    # the model, the two baselines and the signal statistics
+    assert timings["computed"] == 0 and timings["cached"] == timings["predictions"] == 40 * 4
 
 
 def test_warm_run_recomputes_nothing_and_cache_key_tracks_seed(tiny_data, onnx_model, tmp_path):
@@ -59,7 +61,8 @@ def test_warm_run_recomputes_nothing_and_cache_key_tracks_seed(tiny_data, onnx_m
     # the ONNX model is deterministic (shared across seeds); the random baseline is not
     assert other_seed.timings["computed"] == 40
     n = len(PredictionCache(os.path.join(cache_dir, "predictions.sqlite")))
-    assert n == 40 * 4  # the model, two seeds of the baseline, and the signal statistics
+    # the model, two seeds of the random baseline, the constant and the signal statistics
+    assert n == 40 * 5
 
 
 def test_bad_item_is_reported_and_others_unchanged(tiny_data, onnx_model, tmp_path):
@@ -140,7 +143,7 @@ def test_dask_local_cluster_gives_identical_results(tiny_data, onnx_model, tmp_p
     local = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=1)
     dask = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=2, executor="dask")
     assert local.to_json() == dask.to_json()
-    assert dask.timings["computed"] == local.timings["computed"] == 40 * 3
+    assert dask.timings["computed"] == local.timings["computed"] == 40 * 4
 
 
 def test_where_restricts_a_test_to_matching_items(tiny_data, tmp_path):

@@ -127,7 +127,7 @@ def validate(model: str | Model, data: str | Dataset | None = None,
              confusion: float = DEFAULT_CONFUSION, cache: str | bool | None = None,
              jobs: int | None = None, labels: str | None = None, n_boot: int | None = None,
              progress: bool | None = None, allow_outside_root: bool = False,
-             out: str | None = None) -> Validation:
+             workers: int | None = None, out: str | None = None) -> Validation:
     """Plant defects in ``model``'s predictions and count how often ``suite`` catches them.
 
     Args:
@@ -144,10 +144,16 @@ def validate(model: str | Model, data: str | Dataset | None = None,
         sigma, confusion: the oracle's noise SD and share of confused classes.
         cache, jobs, labels, n_boot, progress, allow_outside_root: as for
             :func:`sertest.audit`.
+        workers: processes judging resamples at once (default 1; forked, so POSIX only -
+            elsewhere the resamples are judged one after the other).  The table does not
+            depend on it.
         out: write ``validity.md`` and ``validity.json`` into this folder.
     """
     t_start = time.perf_counter()
     resamples = _check_options(resamples, quick, share, sigma, confusion)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise UsageError(f"--workers {workers!r}: give a whole number >= 1")
     chosen = _defects(defects)
     grids = _grids(chosen, magnitudes, quick)
     dataset = data if isinstance(data, Dataset) else load_dataset(
@@ -244,6 +250,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
                   group_context=context(dataset, store, full_ctx_models, seed, needed,
                                         item_errors))
 
+    t_full = time.perf_counter()
+
     # -- pseudo-models --------------------------------------------------------------------------------
     states: dict[str, Any] = {}
     not_planted: dict[str, str] = {}
@@ -323,22 +331,20 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     t_planted = time.perf_counter()
 
     # -- judge on resamples ---------------------------------------------------------------------------
+    _JOB.update(suite=suite, plans=plans, seeds=seeds, models=models,
+                context=lambda ds, seed_r, needed_r: context(ds, planted, ctx_models, seed_r,
+                                                             needed_r, expanded))
     verdicts: dict[tuple[str, str, str, str], list[str]] = {}
-    info: dict[tuple[str, str], dict[str, Any]] = {}
-    for r, (ds_r, subs, errors_r, needed_r) in enumerate(plans):
-        t0 = time.perf_counter()
-        entries = _evaluate(suite, lambda c: context(subs[c.name], planted, ctx_models,
-                                                     seeds[r], needed_r, expanded),
-                            models, errors_r)
-        for e in entries:
-            key = (e["test"], e.get("check", ""), e["dimension"], e["model"])
-            verdicts.setdefault(key, []).append(e.get("verdict", "error"))
-            info.setdefault((e["test"], e["dimension"]),
-                            {"check": e.get("check"), "topic": e.get("topic")})
-        say(f"resample {r + 1}/{resamples}: {len(ds_r)} items, {len(entries)} entries, "
-            f"{time.perf_counter() - t0:.1f} s")
+    try:
+        for r, n_items, found, seconds in _judge_all(resamples, workers):
+            for key_verdict in found:
+                verdicts.setdefault(key_verdict[:4], []).append(key_verdict[4])
+            say(f"resample {r + 1}/{resamples}: {n_items} items, {len(found)} entries, "
+                f"{seconds:.1f} s")
+    finally:
+        _JOB.clear()
 
-    doc = _document(base, dataset, suite, variants, verdicts, info, chosen, not_planted,
+    doc = _document(base, dataset, suite, variants, verdicts, chosen, not_planted,
                     thresholds, full_entries, settings={
                         "seed": seed, "resamples": resamples, "share": share, "quick": quick,
                         "n_boot": n_boot, "confidence": suite.confidence,
@@ -348,7 +354,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
                         "resample_sizes": [len(ids) for ids in samples]})
     timings = {"wall_seconds": round(time.perf_counter() - t_start, 3),
                "predict_seconds": round(t_predicted - t_start, 3),
-               "plant_seconds": round(t_planted - t_predicted, 3),
+               "full_data_seconds": round(t_full - t_predicted, 3),
+               "plant_seconds": round(t_planted - t_full, 3),
                "evaluate_seconds": round(time.perf_counter() - t_planted, 3),
                "predictions": stats.predictions, "cached": stats.cached,
                "computed": stats.computed}
@@ -362,6 +369,37 @@ def validate(model: str | Model, data: str | Dataset | None = None,
 
 
 # =============================================================================================
+#: what the resample judges read (set before they run; forked workers inherit it)
+_JOB: dict[str, Any] = {}
+
+
+def _judge(r: int) -> tuple[int, int, list[tuple[str, str, str, str, str]], float]:
+    """Evaluate every pseudo-model on resample ``r``: ``(r, items, [(test, check, dimension,
+    model, verdict)], seconds)``."""
+    t0 = time.perf_counter()
+    job = _JOB
+    ds_r, subs, errors_r, needed_r = job["plans"][r]
+    seed_r = job["seeds"][r]
+    entries = _evaluate(job["suite"], lambda c: job["context"](subs[c.name], seed_r, needed_r),
+                        job["models"], errors_r)
+    found = [(e["test"], e.get("check", ""), e["dimension"], e["model"],
+              e.get("verdict", "error")) for e in entries]
+    return r, len(ds_r), found, time.perf_counter() - t0
+
+
+def _judge_all(resamples: int, workers: int | None):
+    """Judged resamples in order, one process each at a time up to ``workers``."""
+    import multiprocessing
+
+    workers = min(int(workers or 1), resamples)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for r in range(resamples):
+            yield _judge(r)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(_judge, range(resamples))
+
+
 def resample_ids(dataset: Dataset, resamples: int, share: float, seed: int) -> list[list[str]]:
     """Item ids of each resample: ``share`` of the speakers (or items), without replacement,
     drawn from ``derive_rng(seed, "validate", "resample", r)``, in the data's item order."""
@@ -483,7 +521,7 @@ class _Progress:
 
 
 # =============================================================================================
-def _document(base, dataset, suite, variants, verdicts, info, chosen, not_planted, thresholds,
+def _document(base, dataset, suite, variants, verdicts, chosen, not_planted, thresholds,
               full_entries, settings) -> dict[str, Any]:
     by_name = {v.name: v for v in variants}
     rows = []
