@@ -12,7 +12,7 @@ AUDIT_OUT ?= reports/bundled-corpus
 AUDIT_SUITE ?= quick
 AUDIT_MODELS ?= $(if $(wildcard examples/models/wav2small.onnx),--model examples/models/wav2small.onnx,--model random:gaussian --model random:categorical)
 
-.PHONY: help venv system-deps test audit corpus models reports bench clean lint
+.PHONY: help venv system-deps test audit corpus models reports bench clean lint validity
 
 REF := examples/models
 REF_MODELS := --model teacher=$(REF)/teacher --model wav2small=$(REF)/wav2small.onnx \
@@ -25,6 +25,7 @@ help:
 	@echo "make corpus - regenerate the bundled corpus (needs espeak-ng, flite)"
 	@echo "make models - retrain the reference models (about 30 min on 2 cores)"
 	@echo "make bench  - performance benchmarks"
+	@echo "make validity - how often the default suite catches planted defects -> docs/validity.md"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,16 @@ reports: $(VENV)/.dev
 	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
 		--reference teacher=$(REF)/teacher --data sertest/data/corpus/real --suite quick \
 		--out reports/label-free-real-speech --no-progress || [ $$? -eq 1 ]
+
+# Self-validation of the default suite (sertest validate): planted defects in Wav2Small's
+# predictions, judged on speaker resamples of the bundled corpus -> docs/validity.{md,json}.
+# VALIDITY_WORKERS processes judge resamples at once (the table does not depend on it).
+VALIDITY_RESAMPLES ?= 20
+VALIDITY_WORKERS ?= 1
+VALIDITY_OUT ?= docs
+validity: $(VENV)/.core
+	$(BIN)/sertest validate --model wav2small=$(REF)/wav2small.onnx --suite default \
+		--resamples $(VALIDITY_RESAMPLES) --workers $(VALIDITY_WORKERS) --out $(VALIDITY_OUT)
 
 corpus: $(VENV)/.dev system-deps
 	$(BIN)/python scripts/make_corpus.py --out sertest/data/corpus

@@ -83,6 +83,8 @@ _OPTIONS: tuple[_Opt, ...] = (
     _Opt("compare_fail", "list", "fail when a metric worsens against the baseline by more than "
          "TOLERANCE (repeatable): ccc:-0.02, mae:0.01, fraction_unchanged:-5%, *:-0.01",
          "METRIC:TOLERANCE"),
+    _Opt("strict", "bool", "an inconclusive test fails instead of being skipped (as "
+         "'sertest run --strict')"),
     _Opt("no_baselines", "bool", "do not add the random baseline models "
          "(random:gaussian, random:categorical) to the audit"),
     _Opt("cache", "path", "prediction cache folder, or 'none' (default: $SERTEST_CACHE or "
@@ -123,6 +125,7 @@ class Settings:
     update_baseline: bool = False
     compare_fail: list[str] = field(default_factory=list)
     no_baselines: bool = False
+    strict: bool = False
     cache: str | bool | None = None
 
     @property
@@ -704,7 +707,7 @@ class SuiteItem(pytest.Item):
         head = (f"{self.test} for model {self.model!r} on {self.dimension} "
                 f"(suite {doc['suite']['name']}, data {doc['dataset']['name']})")
         parts = []
-        if verdict in (ERROR, FAIL):
+        if verdict in (ERROR, FAIL) or (verdict == INCONCLUSIVE and state.settings.strict):
             parts.append(failure_text(doc, entry, head))
         if any(d.regressed for d in deltas):
             parts.append(f"{'and it' if parts else head} regressed against the baseline "

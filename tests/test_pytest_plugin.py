@@ -496,3 +496,18 @@ tests:
     assert rows[0] == ["failed", "correctness_regression", "flat", "arousal", "fail"]
     assert rows[1] == ["skipped", "robustness_small_changes", "flat", "arousal", "gated"]
     assert rows[2][:2] == ["passed", "model_health"]
+
+
+def test_strict_makes_an_inconclusive_test_fail(pytester, assets):
+    """'> -0.2' on the random baseline's CCC straddles its interval: skipped, or failed with
+    --sertest-strict."""
+    pytester.makefile(".yaml", incon="name: incon\nbootstrap: {n_boot: 200}\ntests:\n"
+                      "  - test: correctness_regression\n    targets: [arousal]\n"
+                      "    thresholds: {ccc: '> -0.2', pcc: null, mae: null}\n")
+    common = ["--sertest-model=random:gaussian", "--sertest-no-baselines", *_common(assets),
+              "incon.yaml"]
+    lax = _run(pytester, *common)
+    lax.assert_outcomes(skipped=1)
+    strict = _run(pytester, *common, "--sertest-strict")
+    strict.assert_outcomes(failed=1)
+    assert "inconclusive" in strict.stdout.str() or "cannot tell" in strict.stdout.str()

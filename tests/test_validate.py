@@ -137,12 +137,13 @@ def test_oracle_and_threshold_sizes_are_reported(validation):
 
 
 def test_same_seed_same_table(validation, corpus, lookup):
+    """Neither the number of prediction threads nor of judging processes changes a verdict."""
     v, cache, _ = validation
     again = validate(lookup, corpus, SUITE, resamples=4, seed=3,
                      defects=["level_shift_sex", "constant", "band_sensitivity"],
                      magnitudes={"level_shift_sex": [0.3], "constant": [1.0],
                                  "band_sensitivity": [0.2]},
-                     cache=cache, jobs=1, progress=False)
+                     cache=cache, jobs=1, workers=2, progress=False)
     assert again.rows == v.rows
     assert again.doc["models"] == v.doc["models"]
 
@@ -280,3 +281,19 @@ def test_cli_refuses_bad_options(capsys):
     assert "unknown defect" in capsys.readouterr().err
     assert main(["validate", "--model", "random:gaussian", "--magnitudes", "a,b"]) == 2
     assert "--magnitudes" in capsys.readouterr().err
+
+
+def test_cli_writes_the_table(tmp_path, capsys):
+    out = tmp_path / "validity"
+    code = main(["validate", "--model", "random:gaussian", "--suite", "smoke", "--resamples",
+                 "2", "--defects", "constant", "--quick", "--out", str(out), "--no-progress",
+                 "--cache", str(tmp_path / "cache")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "oracle false alarms" in printed and "validity.md" in printed
+    doc = json.loads((out / "validity.json").read_text())
+    assert {m["name"] for m in doc["models"]} == {"random-gaussian", "oracle", "constant@1"}
+    assert {r["resamples"] for r in doc["rows"]} == {2}
+    # a random model is not correct: the smoke suite fails it, and passes the oracle
+    assert all(r["detection"] == 1.0 for r in doc["rows"] if r["model"] == "random-gaussian")
+    assert all(r["detection"] == 0.0 for r in doc["rows"] if r["model"] == "oracle")

@@ -50,8 +50,10 @@ Magnitudes (``m``), per target:
   (a seeded derangement among them), keeping its own change under every condition, so
   robustness is untouched.  ``m = 1`` shuffles every item.
 
-**At the threshold** (:meth:`Defect.threshold_magnitude`): where the targeted test's judged
-threshold ``t`` names a size of this defect, the driver also plants the defect at that size:
+**At the threshold** (:attr:`Defect.threshold`): where the targeted test's threshold ``t``
+names a size of this defect, the driver also plants the defect at that size.  ``t`` is the
+threshold the clean model's entry was judged with on the whole data (so a calibrated
+threshold counts as calibrated), else the suite's:
 
 * level shift, metric ``mean_error_difference`` ``abs < t`` (the group's mean error
   against the rest's): a shift ``m`` moves it by exactly ``m``, so ``m = t``; else
@@ -319,9 +321,7 @@ def band_severity(p: Perturbation | None) -> float:
         return 0.0
     if p.name in NARROW_BAND:
         return 1.0
-    if p.name == "low_pass":
-        return float(np.clip((8000.0 - _param(p, "cutoff_hz", 8000.0)) / 4600.0, 0.0, 1.0))
-    if p.name == "low_pass_small":
+    if p.name in ("low_pass", "low_pass_small"):
         return float(np.clip((8000.0 - _param(p, "cutoff_hz", 8000.0)) / 4600.0, 0.0, 1.0))
     if p.name in ("high_pass", "high_pass_small"):
         return float(np.clip(_param(p, "cutoff_hz", 0.0) / 300.0, 0.0, 1.0))
@@ -390,7 +390,7 @@ def _in(*ids: str) -> Callable[[Any], bool]:
     return lambda check: check.id in ids
 
 
-# -- lexical sentiment -------------------------------------------------------------------------------
+# -- lexical sentiment -----------------------------------------------------------------------------
 def _prepare_lexical(setup: Setup) -> dict:
     t = setup.table
     for col in ("language", "sentiment"):
@@ -424,7 +424,7 @@ def _apply_lexical(setup, state, ck, condition, frame, magnitude):
     return out
 
 
-# -- constant and shuffled ------------------------------------------------------------------------------
+# -- constant and shuffled -------------------------------------------------------------------------
 def _prepare_constant(setup: Setup) -> dict:
     if setup.clean.empty:
         raise NotApplicable("the model has no clean predictions")
@@ -498,7 +498,7 @@ def _apply_shuffled(setup, state, ck, condition, frame, magnitude):
     return out
 
 
-# -- the registry ----------------------------------------------------------------------------------------
+# -- the registry ----------------------------------------------------------------------------------
 #: what constant and shuffled predictions must trip.  Not correctness_speaker_average: where
 #: every speaker's labels have about the same mean (a balanced design such as the bundled
 #: corpus's), a constant or shuffled model has the right speaker means.  Not

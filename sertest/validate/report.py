@@ -33,9 +33,9 @@ def _cell(row: dict[str, Any] | None) -> str:
     if row is None:
         return ""
     text = _pct(row["detection"])
-    if row.get("inconclusive"):
-        text += f" ({_pct(row['inconclusive'])} inc.)"
-    return text
+    more = [f"{_pct(row[k])} {short}" for k, short in (("inconclusive", "inc."),
+                                                       ("gated", "gated")) if row.get(k)]
+    return text + (f" ({', '.join(more)})" if more else "")
 
 
 def _rate(row: dict[str, Any], kind: str) -> float:
@@ -82,7 +82,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "How to read: every defect is planted in the real model's own predictions (per item "
         "and condition; see `sertest/validate/defects.py`), the suite is run on each resample "
         "of the data, and a cell gives the share of resamples whose entry is **fail or error** "
-        "(detection); the share *inconclusive* follows in brackets.  The **clean** model is "
+        "(detection); the shares *inconclusive* and *gated* (the model is not competent on "
+        "the dimension, so the test is not judged) follow in brackets.  The **clean** model is "
         "the real model unchanged: a defect's detection means something only where the clean "
         "model passes.  The **oracle** predicts the truth plus Gaussian noise "
         f"(SD {s['oracle']['sigma']:g}; emotion: {100 * s['oracle']['confusion']:.0f} % "
@@ -92,19 +93,23 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["## Targets", "",
               f"Each defect at the size its targeted test's threshold names (constant and "
               f"shuffled: in full) should be detected in ≥ {100 * DETECTION_TARGET:.0f} % of "
-              f"resamples; the oracle should be flagged in ≤ {100 * FALSE_ALARM_TARGET:.0f} %.",
+              f"resamples; the oracle should be flagged in ≤ {100 * FALSE_ALARM_TARGET:.0f} %.  "
+              "A defect exactly at a threshold lies on the boundary the test's false alarms are "
+              "controlled at, so detection there is roughly a coin toss plus the clean model's "
+              "own deviation in the same direction; the grid below shows how fast detection "
+              "rises beyond it.  Detection means little where the clean model fails too.",
               ""]
     if t["detection"]:
         met = sum(r["met"] for r in t["detection"])
         lines += [f"Detection: {met} of {len(t['detection'])} met.", "",
-                  "| defect | test | dimension | magnitude | detected | inconclusive | "
-                  "clean model fails | met |", "|---|---|---|---|---|---|---|---|"]
+                  "| defect | test | dimension | magnitude | detected | inconclusive | gated | "
+                  "clean model fails | met |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(t["detection"], key=lambda r: (r["defect"], r["test"], r["dimension"])):
             mag = r["magnitude_value"]
             lines.append(f"| {r['defect']} | {r['test']} | {r['dimension']} | "
                          f"{'–' if mag is None else f'{mag:.3g}'} | {_pct(r['detection'])} | "
-                         f"{_pct(r['inconclusive'])} | {_pct(r['clean_fail'])} | "
-                         f"{'yes' if r['met'] else '**no**'} |")
+                         f"{_pct(r['inconclusive'])} | {_pct(r.get('gated'))} | "
+                         f"{_pct(r['clean_fail'])} | {'yes' if r['met'] else '**no**'} |")
         lines.append("")
     else:
         lines += ["No defect has a reference size on this suite (no targeted test names one).",
@@ -168,7 +173,7 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append("| (no targeted test in this suite) |" + " |" * (len(header) - 1))
         lines.append("")
 
-    # -- at-threshold sizes ---------------------------------------------------------------------------
+    # -- at-threshold sizes ------------------------------------------------------------------------
     if doc.get("thresholds"):
         lines += ["## Sizes named by thresholds", "",
                   "| defect | test | target | metric | judged limit | planted magnitude |",

@@ -36,9 +36,10 @@ import pandas as pd
 
 from ..checks.base import Context
 from ..data import Dataset, load_dataset
+from ..engine.store import CLEAN, PredictionStore
 from ..errors import UsageError
 from ..models import Model, load_model
-from ..models.base import EMOTION, ModelInfo
+from ..models.base import ModelInfo
 from ..seeding import derive_rng, derive_seed
 from ..suite import Suite, load_suite, select_items
 from .defects import DEFECTS, Defect, NotApplicable, Setup, threshold_metric
@@ -168,53 +169,13 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     n_boot = suite.n_boot if n_boot is None else n_boot
     say = _Progress(progress)
 
-    # -- resamples ------------------------------------------------------------------------------
+    # -- resamples; plan on the whole data and on every resample ---------------------------------
     samples = resample_ids(dataset, resamples, share, seed)
     seeds = [derive_seed(seed, "validate", "audit", r) for r in range(resamples)]
+    plan = _plan(suite, dataset, base, chosen, samples, seeds, seed, n_boot)
+    features, needed, conditions = plan.features, plan.needed, plan.conditions
 
-    # -- plan on the whole data and on every resample --------------------------------------------
-    from ..engine.audit import plan_requests
-    from ..engine.store import CLEAN
-
-    loaded: dict[str, Model] = {base.name: base}
-    features: dict[str, Model] = {}
-    group_checks = [c for c, _ in suite.checks]
-    if any(d.id == "level_shift_pitch" for d in chosen) and not any(
-            c.id == "fairness_pitch" for c in group_checks):
-        from ..checks.fairness import FairnessPitch
-
-        group_checks.append(FairnessPitch())
-    full_subsets = _subsets(suite, dataset)
-    plan_errors_full: dict[str, str] = {}
-    for check in group_checks:
-        try:
-            sub = full_subsets.get(check.name, dataset)
-            for feat in check.features(Context(sub, None, loaded, seed=seed)):
-                if feat.name not in loaded:
-                    loaded[feat.name] = features[feat.name] = feat
-        except Exception as exc:  # noqa: BLE001 - as in audit(): the check's entries are errors
-            plan_errors_full[check.name] = f"{type(exc).__name__}: {exc}"
-    conditions: dict[str, Any] = {CLEAN: None}
-    needed: dict[str, set[str]] = {CLEAN: set(dataset.ids)}
-
-    def planner(subsets: dict[str, Dataset], seed_r: int):
-        return lambda check: Context(subsets[check.name], None, loaded, seed=seed_r,
-                                     n_boot=n_boot, confidence=suite.confidence)
-
-    plan_requests(suite, full_subsets, planner(full_subsets, seed), conditions, needed,
-                  plan_errors_full)
-    plans = []
-    for r, ids in enumerate(samples):
-        ds_r = dataset.subset(ids)
-        subs = _subsets(suite, ds_r)
-        errors_r: dict[str, str] = {}
-        needed_r: dict[str, set[str]] = {CLEAN: set()}
-        plan_requests(suite, subs, planner(subs, seeds[r]), conditions, needed_r, errors_r)
-        for ck, s in needed_r.items():
-            needed.setdefault(ck, set()).update(s)
-        plans.append((ds_r, subs, {**plan_errors_full, **errors_r}, needed_r))
-
-    # -- predict once ---------------------------------------------------------------------------------
+    # -- predict once ------------------------------------------------------------------------------
     from ..engine.cache import PredictionCache
     from ..engine.execute import execute
 
@@ -222,9 +183,9 @@ def validate(model: str | Model, data: str | Dataset | None = None,
         f"{base.name} under {len(conditions)} conditions")
     cache_obj = PredictionCache.open(cache)
     try:
-        store, item_errors, stats = execute(dataset, loaded, conditions, needed, seed=seed,
-                                            cache=cache_obj, jobs=jobs, progress=progress,
-                                            clean_only=set(features))
+        store, item_errors, stats = execute(dataset, plan.loaded, conditions, needed,
+                                            seed=seed, cache=cache_obj, jobs=jobs,
+                                            progress=progress, clean_only=set(features))
     finally:
         cache_obj.close()
     t_predicted = time.perf_counter()
@@ -240,19 +201,19 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     say("evaluating the clean model on the whole data")
     full_models = {base.name: base}
     full_ctx_models = {**features, base.name: base}
-    full_entries = _evaluate(suite, lambda c: context(full_subsets[c.name], store,
+    full_entries = _evaluate(suite, lambda c: context(plan.full_subsets[c.name], store,
                                                       full_ctx_models, seed, needed,
                                                       item_errors),
-                             full_models, plan_errors_full)
+                             full_models, plan.errors)
     setup = Setup(table=dataset.table, seed=seed, dimensions=tuple(base.dimensions),
                   classes=tuple(base.classes), output_range=base.output_range,
-                  clean=store.frame(base.name, CLEAN), suite_checks=group_checks,
+                  clean=store.frame(base.name, CLEAN), suite_checks=plan.group_checks,
                   group_context=context(dataset, store, full_ctx_models, seed, needed,
                                         item_errors))
 
     t_full = time.perf_counter()
 
-    # -- pseudo-models --------------------------------------------------------------------------------
+    # -- pseudo-models -----------------------------------------------------------------------------
     states: dict[str, Any] = {}
     not_planted: dict[str, str] = {}
     for d in chosen:
@@ -260,55 +221,15 @@ def validate(model: str | Model, data: str | Dataset | None = None,
             states[d.id] = d.prepare(setup)
         except NotApplicable as exc:
             not_planted[d.id] = str(exc)
-    variants: list[Planted] = [Planted(base.name, base, "clean"),
-                               Planted(ORACLE, base, "oracle")]
-    thresholds: list[dict[str, Any]] = []
-    for d in chosen:
-        if d.id not in states:
-            continue
-        for m in grids[d.id]:
-            label = f"{m:g}"
-            variants.append(Planted(f"{d.id}@{label}", base, "defect", d.id, label,
-                                    {t: float(m) for t in base.targets}))
-        for check, _ in suite.checks:
-            if not d.targets(check):
-                continue
-            mags, named = {}, []
-            for target in base.targets:
-                if not check.supports(target):
-                    continue
-                found = _judged_threshold(full_entries, check, target,
-                                          threshold_metric(d, check, target))
-                if found is None:
-                    continue
-                metric, limit = found
-                try:
-                    m = d.threshold(check, target, metric, limit, setup, states[d.id])
-                except Exception as exc:  # noqa: BLE001 - a mapping that cannot apply
-                    m = None
-                    named.append({"target": target, "metric": metric, "limit": limit,
-                                  "error": f"{type(exc).__name__}: {exc}"})
-                if m is not None and math.isfinite(m) and m > 0:
-                    mags[target] = float(m)
-                    named.append({"target": target, "metric": metric, "limit": limit,
-                                  "magnitude": round(float(m), 6)})
-            if mags:
-                label = f"threshold:{check.name}"
-                variants.append(Planted(f"{d.id}@{label}", base, "defect", d.id, label, mags,
-                                        test=check.name))
-                thresholds.append({"defect": d.id, "test": check.name, "targets": named})
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise UsageError("two pseudo-models share a name; rename the model (NAME=SPEC)")
+    variants, thresholds = _variants(base, suite, chosen, grids, states, setup, full_entries)
 
-    # -- plant ----------------------------------------------------------------------------------------
-    from ..engine.store import PredictionStore
-
+    # -- plant -------------------------------------------------------------------------------------
     say(f"planting {len(variants) - 2} defective models, the clean model and the oracle")
     planted = PredictionStore({**{v.name: v.outputs for v in variants},
                                **{n: f.outputs for n, f in features.items()}})
     for n in features:
         _put(planted, n, CLEAN, store.frame(n, CLEAN))
+    oracle_all = oracle_frame(setup, sorted(dataset.ids), sigma, confusion)
     for ck, cond in conditions.items():
         frame = store.frame(base.name, ck)
         oracle_ids = sorted(i for i in needed.get(ck, ()) if i not in failed_ids
@@ -317,7 +238,7 @@ def validate(model: str | Model, data: str | Dataset | None = None,
             if v.kind == "clean":
                 rows = frame
             elif v.kind == "oracle":
-                rows = oracle_frame(setup, oracle_ids, sigma, confusion)
+                rows = oracle_all.loc[oracle_ids]  # the same under every condition
             else:
                 d = DEFECTS[v.defect]
                 rows = d.plant(setup, states[d.id], ck, cond, frame, v.magnitude)
@@ -330,8 +251,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     ctx_models = {**features, **models}
     t_planted = time.perf_counter()
 
-    # -- judge on resamples ---------------------------------------------------------------------------
-    _JOB.update(suite=suite, plans=plans, seeds=seeds, models=models,
+    # -- judge on resamples ------------------------------------------------------------------------
+    _JOB.update(suite=suite, plans=plan.resamples, seeds=seeds, models=models,
                 context=lambda ds, seed_r, needed_r: context(ds, planted, ctx_models, seed_r,
                                                              needed_r, expanded))
     verdicts: dict[tuple[str, str, str, str], list[str]] = {}
@@ -363,12 +284,119 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     if out:
         for path in result.write(out):
             say(f"wrote {path}")
-    for m in loaded.values():
+    for m in plan.loaded.values():
         m.close()
     return result
 
 
 # =============================================================================================
+def _variants(base: Model, suite: Suite, chosen: list[Defect], grids, states: dict,
+              setup: Setup, full_entries: list[dict]) -> tuple[list[Planted], list[dict]]:
+    """The clean model, the oracle, every planted defect on its grid and at the sizes the
+    targeted tests' judged thresholds name; and those sizes, for the report."""
+    variants: list[Planted] = [Planted(base.name, base, "clean"),
+                               Planted(ORACLE, base, "oracle")]
+    thresholds: list[dict[str, Any]] = []
+    for d in chosen:
+        if d.id not in states:
+            continue
+        for m in grids[d.id]:
+            label = f"{m:g}"
+            variants.append(Planted(f"{d.id}@{label}", base, "defect", d.id, label,
+                                    {t: float(m) for t in base.targets}))
+        for check, _ in suite.checks:
+            if not d.targets(check):
+                continue
+            mags, named = {}, []
+            for target in base.targets:
+                if not check.supports(target):
+                    continue
+                found = _judged_threshold(full_entries, check, target,
+                                          threshold_metric(d, check, target))
+                if found is None:
+                    continue
+                metric, limit = found
+                try:
+                    m = d.threshold(check, target, metric, limit, setup, states[d.id])
+                except Exception as exc:  # noqa: BLE001 - a mapping that cannot apply
+                    named.append({"target": target, "metric": metric, "limit": limit,
+                                  "error": f"{type(exc).__name__}: {exc}"})
+                    continue
+                if m is not None and math.isfinite(m) and m > 0:
+                    mags[target] = float(m)
+                    named.append({"target": target, "metric": metric, "limit": limit,
+                                  "magnitude": round(float(m), 6)})
+            if mags:
+                label = f"threshold:{check.name}"
+                variants.append(Planted(f"{d.id}@{label}", base, "defect", d.id, label, mags,
+                                        test=check.name))
+                thresholds.append({"defect": d.id, "test": check.name, "targets": named})
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise UsageError("two pseudo-models share a name; rename the model (NAME=SPEC)")
+    return variants, thresholds
+
+
+@dataclass
+class _Plan:
+    loaded: dict[str, Model]
+    features: dict[str, Model]
+    group_checks: list
+    full_subsets: dict[str, Dataset]
+    errors: dict[str, str]
+    conditions: dict[str, Any]
+    needed: dict[str, set[str]]
+    #: per resample: (data, check subsets, plan errors, needed predictions)
+    resamples: list[tuple]
+
+
+def _plan(suite: Suite, dataset: Dataset, base: Model, chosen: list[Defect],
+          samples: list[list[str]], seeds: list[int], seed: int, n_boot: int) -> _Plan:
+    """What to predict: the feature extractors (e.g. F0) and every (condition, item) the
+    suite needs on the whole data and on each resample, planned as :func:`sertest.audit`
+    plans (robustness tests draw their item subsets from the items they are given)."""
+    from ..engine.audit import plan_requests
+
+    loaded: dict[str, Model] = {base.name: base}
+    features: dict[str, Model] = {}
+    group_checks = [c for c, _ in suite.checks]
+    if any(d.id == "level_shift_pitch" for d in chosen) and not any(
+            c.id == "fairness_pitch" for c in group_checks):
+        from ..checks.fairness import FairnessPitch
+
+        group_checks.append(FairnessPitch())  # only to group speakers by pitch
+    full_subsets = _subsets(suite, dataset)
+    errors: dict[str, str] = {}
+    for check in group_checks:
+        try:
+            sub = full_subsets.get(check.name, dataset)
+            for feat in check.features(Context(sub, None, loaded, seed=seed)):
+                if feat.name not in loaded:
+                    loaded[feat.name] = features[feat.name] = feat
+        except Exception as exc:  # noqa: BLE001 - as in audit(): the check's entries are errors
+            errors[check.name] = f"{type(exc).__name__}: {exc}"
+    conditions: dict[str, Any] = {CLEAN: None}
+    needed: dict[str, set[str]] = {CLEAN: set(dataset.ids)}  # defects read clean rows
+
+    def planner(subsets: dict[str, Dataset], seed_r: int):
+        return lambda check: Context(subsets[check.name], None, loaded, seed=seed_r,
+                                     n_boot=n_boot, confidence=suite.confidence)
+
+    plan_requests(suite, full_subsets, planner(full_subsets, seed), conditions, needed, errors)
+    per_resample = []
+    for r, ids in enumerate(samples):
+        ds_r = dataset.subset(ids)
+        subs = _subsets(suite, ds_r)
+        errors_r: dict[str, str] = {}
+        needed_r: dict[str, set[str]] = {CLEAN: set()}
+        plan_requests(suite, subs, planner(subs, seeds[r]), conditions, needed_r, errors_r)
+        for ck, ids_ck in needed_r.items():
+            needed.setdefault(ck, set()).update(ids_ck)
+        per_resample.append((ds_r, subs, {**errors, **errors_r}, needed_r))
+    return _Plan(loaded, features, group_checks, full_subsets, errors, conditions, needed,
+                 per_resample)
+
+
 #: what the resample judges read (set before they run; forked workers inherit it)
 _JOB: dict[str, Any] = {}
 
@@ -543,6 +571,7 @@ def _document(base, dataset, suite, variants, verdicts, chosen, not_planted, thr
             "counts": {k: counts.get(k, 0) for k in CODES if counts.get(k, 0)},
             "detection": round(sum(counts.get(k, 0) for k in DETECTED) / n, 4) if n else None,
             "inconclusive": round(counts.get("inconclusive", 0) / n, 4) if n else None,
+            "gated": round(counts.get("gated", 0) / n, 4) if n else None,
             "verdicts": "".join(CODES.get(x, "?") for x in vs),
         })
     full = {(e["test"], e["dimension"]): e.get("verdict") for e in full_entries}
