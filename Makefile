@@ -75,13 +75,16 @@ reports: $(VENV)/.dev
 
 # Self-validation of the default suite (sertest validate): planted defects in Wav2Small's
 # predictions, judged on speaker resamples of the bundled corpus -> docs/validity.{md,json}.
-# VALIDITY_WORKERS processes judge resamples at once (the table does not depend on it).
+# VALIDITY_WORKERS processes judge resamples at once (the table does not depend on it);
+# VALIDITY_ARGS adds options, e.g. "--carrier oracle" (defects planted on the oracle).
 VALIDITY_RESAMPLES ?= 20
 VALIDITY_WORKERS ?= 1
 VALIDITY_OUT ?= docs
+VALIDITY_ARGS ?=
 validity: $(VENV)/.core
 	$(BIN)/sertest validate --model wav2small=$(REF)/wav2small.onnx --suite default \
-		--resamples $(VALIDITY_RESAMPLES) --workers $(VALIDITY_WORKERS) --out $(VALIDITY_OUT)
+		--resamples $(VALIDITY_RESAMPLES) --workers $(VALIDITY_WORKERS) --out $(VALIDITY_OUT) \
+		$(VALIDITY_ARGS)
 
 corpus: $(VENV)/.dev system-deps
 	$(BIN)/python scripts/make_corpus.py --out sertest/data/corpus

@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--magnitudes", metavar="M1,M2",
                      help="magnitudes for every chosen defect instead of their grids (the "
                           "sizes the thresholds name are added anyway)")
+    val.add_argument("--carrier", choices=["model", "oracle"], default="model",
+                     help="whose predictions carry the defects: the model's (default) or the "
+                          "oracle's (detection then measures the suite alone)")
     val.add_argument("--quick", action="store_true",
                      help="5 resamples, the largest magnitude and the at-threshold sizes only")
     val.add_argument("--oracle-sigma", type=float, default=0.1,
@@ -228,11 +231,14 @@ def _validate(args) -> int:
                       cache=False if args.no_cache else args.cache, jobs=args.jobs,
                       labels=args.labels, n_boot=args.n_boot, progress=args.progress,
                       allow_outside_root=args.allow_outside_root, workers=args.workers,
+                      carrier=args.carrier,
                       out=args.out)
     t = targets(result.doc)
     for what, rows in (("detection at the named size", t["detection"]),
                        ("oracle false alarms", t["false_alarms"])):
-        print(f"{what}: {sum(r['met'] for r in rows)} of {len(rows)} entries meet the target")
+        judged = [r for r in rows if r["met"] is not None]
+        print(f"{what}: {sum(r['met'] for r in judged)} of {len(judged)} entries meet the "
+              "target")
     print(f"wrote {os.path.join(args.out, 'validity.md')}")
     return 0
 

@@ -297,3 +297,23 @@ def test_cli_writes_the_table(tmp_path, capsys):
     # a random model is not correct: the smoke suite fails it, and passes the oracle
     assert all(r["detection"] == 1.0 for r in doc["rows"] if r["model"] == "random-gaussian")
     assert all(r["detection"] == 0.0 for r in doc["rows"] if r["model"] == "oracle")
+
+
+def test_defects_planted_on_the_oracle_measure_the_suite_alone(corpus, tmp_path):
+    """A random model is not competent, so fairness is gated for it and for defects planted
+    on its predictions; planted on the oracle, the same level shift is caught."""
+    suite = {"name": "sex", "targets": ["arousal"], "bootstrap": {"n_boot": 200},
+             "tests": [{"test": "correctness_regression"}, {"test": "fairness_sex"}]}
+    kw = dict(resamples=3, defects=["level_shift_sex"], magnitudes=[0.3],
+              cache=str(tmp_path / "cache"), progress=False)
+    on_model = validate("random:gaussian", corpus, suite, **kw)
+    on_oracle = validate("random:gaussian", corpus, suite, carrier="oracle", **kw)
+    assert on_model.doc["settings"]["carrier"] == "model"
+    assert on_model.row("fairness_sex", "arousal", "level_shift_sex@0.3")["gated"] == 1.0
+    assert on_oracle.row("fairness_sex", "arousal", "level_shift_sex@0.3")["detection"] == 1.0
+    assert on_oracle.row("fairness_sex", "arousal", "oracle")["detection"] == 0.0
+    # the clean column is the real model either way
+    assert on_oracle.row("correctness_regression", "arousal", "random-gaussian")["detection"] \
+        == on_model.row("correctness_regression", "arousal", "random-gaussian")["detection"]
+    with pytest.raises(UsageError, match="carrier"):
+        validate("random:gaussian", corpus, suite, carrier="teacher", **kw)

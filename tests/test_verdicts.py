@@ -56,17 +56,27 @@ def test_pass_needs_every_marginal_interval_inside_and_power_flags_weak_cells():
     fields = judge_entry(good, lambda m: None)
     assert fields["verdict"] == "pass"
     assert all(not c.power["underpowered"] and c.power["mde"] > 0 for c in good)
+    # breakdown cells (one bin of a group) that cannot tell may be left out of a pass...
     weak = _cells(np.zeros(2), 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
+    for c in weak[:2]:
+        c.extra["bin"] = "(0.75, inf)"
     fields = judge_entry(weak, lambda m: None)
     assert [c.power["underpowered"] for c in weak] == [True, True, False, False]
     assert fields["verdict"] == "pass"  # rests on the two cells that can tell
     flag = next(f for f in fields["flags"] if f["kind"] == "underpowered")
     assert "2 of 4" in flag["text"] and "items per group" in flag["text"]
+    assert "left out" in flag["text"]
     # se 0.05 against 0.1: (1.96 + 1.28)^2 * 0.05^2 / 0.1^2 * 100 items = about 263
     assert 200 < weak[0].power["needs_n"] < 330
-    only_weak = _cells(np.zeros(2), 0.05, rng)
-    fields = judge_entry(only_weak, lambda m: None)
-    assert fields["verdict"] == "inconclusive" and "underpowered" in fields["failed_because"]
+    # ... but never a primary cell (a group's mean error, a condition's change), nor a
+    # breakdown cell whose value already fails: a pass must rest on data that could tell
+    primary = _cells(np.zeros(2), 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
+    fields = judge_entry(primary, lambda m: None)
+    assert fields["verdict"] == "inconclusive"
+    assert fields["failed_because"].startswith("cannot tell (underpowered)")
+    beyond = _cells([0.12], 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
+    beyond[0].extra["bin"] = "(0.75, inf)"
+    assert judge_entry(beyond, lambda m: None)["verdict"] == "inconclusive"
 
 
 def test_failed_because_names_the_failing_cell_not_the_first():

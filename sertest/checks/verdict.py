@@ -17,9 +17,12 @@ together by :func:`judge_entry`:
 
 Every judged cell gets a power analysis (standard error, minimum detectable effect at
 80 % power; for ``abs <`` thresholds whether a sound model could pass at all and how many
-items that would need).  An inconclusive cell that is *underpowered* cannot decide a test:
-the test's verdict rests on its other cells and says so in a flag; a test whose judged
-cells are all underpowered is inconclusive with "underpowered: needs about N items".
+items that would need).  An inconclusive *breakdown* cell (one bin or class of a group)
+that is underpowered and whose value passes cannot decide a test: the verdict rests on the
+other cells and says so in a flag.  Primary cells (a group's mean error or CCC gap, a
+condition's change) are never left out, so a pass always rests on cells that could have
+caught the defect the test guards against; an underpowered primary cell leaves the test
+inconclusive, "underpowered: needs about N items per group".
 
 After all tests are judged, :func:`judge_audit` applies two rules across models:
 
@@ -235,6 +238,18 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
     return _entry_fields(measurements, k, reps is not None, confidence)
 
 
+def _exempt(m) -> bool:
+    """Whether an inconclusive cell may be left out of a pass: it is underpowered, its
+    value passes (nothing points to a defect), and it is a breakdown cell (one bin or class
+    of a group).  A test's primary cells (a group's mean error or CCC gap, a condition's
+    change) never are: a pass must rest on data that could have caught what it guards
+    against, so an underpowered primary cell leaves the test inconclusive."""
+    if m.verdict != INCONCLUSIVE or m.power is None or not m.power.get("underpowered"):
+        return False
+    breakdown = bool(m.extra.get("bin") or m.extra.get("class")) if m.extra else False
+    return breakdown and m.threshold is not None and m.threshold.passes(m.value)
+
+
 def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) -> dict:
     verdicts = [m.verdict for m in measurements]
     out: dict = {"flags": []}
@@ -245,28 +260,33 @@ def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) ->
                        else "fail: Bonferroni-adjusted intervals over the cells")
             + "; pass: every cell's own interval (intersection-union test)"}
     fails = [m for m in measurements if m.verdict == FAIL]
-    weak = [m for m in measurements if m.verdict == INCONCLUSIVE
-            and m.power is not None and m.power.get("underpowered")]
+    weak = [m for m in measurements if _exempt(m)]
     unsure = [m for m in measurements if m.verdict == INCONCLUSIVE and m not in weak]
     passes = [m for m in measurements if m.verdict == PASS]
-    if weak:
-        needs = sorted(m.power.get("needs_n") for m in weak if m.power.get("needs_n"))
+    weak_primary = [m for m in unsure if m.power is not None and m.power.get("underpowered")]
+    if weak or weak_primary:
+        low = weak_primary + weak
+        needs = sorted(m.power.get("needs_n") for m in low if m.power.get("needs_n"))
         need = ""
         if needs:
             median = needs[len(needs) // 2]
             need = f"; needs about {median} items per group" + (
                 f" (up to {needs[-1]} for the hardest cell)" if needs[-1] > median else "")
-        out["flags"].append({"kind": "underpowered", "text": (
-            f"underpowered: {len(weak)} of {len(weak) + len(unsure) + len(passes) + len(fails)}"
-            f" judged cells cannot reach a verdict on this data{need}"
-            + ("; the verdict rests on the other cells" if (passes or fails or unsure) else ""))})
+        judged = len(weak) + len(unsure) + len(passes) + len(fails)
+        text = (f"underpowered: {len(low)} of {judged} judged cells cannot reach a verdict on "
+                f"this data{need}")
+        if weak and not weak_primary and (passes or fails or unsure):
+            text += f"; {len(weak)} breakdown cell(s) left out, the verdict rests on the others"
+        out["flags"].append({"kind": "underpowered", "text": text})
     if fails:
         worst = fails[0]
         out["verdict"] = FAIL
         out["failed_because"] = describe(worst)
     elif unsure:
         out["verdict"] = INCONCLUSIVE
-        out["failed_because"] = "cannot tell: " + describe(unsure[0])
+        first = weak_primary[0] if weak_primary else unsure[0]
+        out["failed_because"] = ("cannot tell (underpowered): " if weak_primary
+                                 else "cannot tell: ") + describe(first)
     elif passes:
         out["verdict"] = PASS
     elif weak:

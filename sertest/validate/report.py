@@ -33,8 +33,8 @@ def _cell(row: dict[str, Any] | None) -> str:
     if row is None:
         return ""
     text = _pct(row["detection"])
-    more = [f"{_pct(row[k])} {short}" for k, short in (("inconclusive", "inc."),
-                                                       ("gated", "gated")) if row.get(k)]
+    more = [f"{_pct(row[k])} {short}" for k, short in (
+        ("inconclusive", "inc."), ("gated", "gated"), ("skipped", "skipped")) if row.get(k)]
     return text + (f" ({', '.join(more)})" if more else "")
 
 
@@ -44,7 +44,8 @@ def _rate(row: dict[str, Any], kind: str) -> float:
 
 def targets(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The rows issue 12's targets judge: ``detection`` (each defect at its reference size,
-    on the tests it targets) and ``false_alarms`` (the oracle on every test)."""
+    on the tests it targets) and ``false_alarms`` (the oracle on every test).  ``met`` is
+    ``None`` for a row whose test skipped in every resample (it does not apply to the data)."""
     rows = doc["rows"]
     clean = {(r["test"], r["dimension"]): r for r in rows if r["kind"] == "clean"}
     det = []
@@ -52,16 +53,34 @@ def targets(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         if r["kind"] == "defect" and r["targeted"] and r["reference"]:
             c = clean.get((r["test"], r["dimension"]))
             det.append({**r, "clean_fail": c["detection"] if c else None,
-                        "met": r["detection"] is not None
-                        and r["detection"] >= DETECTION_TARGET})
+                        "met": None if _not_applicable(r) else (
+                            r["detection"] is not None and r["detection"] >= DETECTION_TARGET)})
     alarms = []
     for r in rows:
         if r["kind"] == "oracle":
             c = clean.get((r["test"], r["dimension"]))
             alarms.append({**r, "clean_fail": c["detection"] if c else None,
-                           "met": r["detection"] is not None
-                           and r["detection"] <= FALSE_ALARM_TARGET})
+                           "met": None if _not_applicable(r) else (
+                               r["detection"] is not None
+                               and r["detection"] <= FALSE_ALARM_TARGET)})
     return {"detection": det, "false_alarms": alarms}
+
+
+def _not_applicable(row: dict[str, Any]) -> bool:
+    return row["resamples"] > 0 and row["counts"].get("skipped", 0) == row["resamples"]
+
+
+def _met(value: bool | None) -> str:
+    return "n/a (skipped)" if value is None else ("yes" if value else "**no**")
+
+
+def _met_line(what: str, rows: list[dict[str, Any]]) -> str:
+    judged = [r for r in rows if r["met"] is not None]
+    text = f"{what}: {sum(r['met'] for r in judged)} of {len(judged)} met"
+    if len(judged) < len(rows):
+        text += (f" ({len(rows) - len(judged)} more not applicable: the test skips on this "
+                 "data)")
+    return text + "."
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -79,8 +98,11 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{s['seed']}, {s['n_boot']} bootstrap resamples, confidence {s['confidence']:g}"
         + (", quick (largest magnitude and at-threshold sizes only)" if s.get("quick") else "")
         + (f"; {tm['wall_seconds']:.0f} s." if tm.get("wall_seconds") else "."), "",
-        "How to read: every defect is planted in the real model's own predictions (per item "
-        "and condition; see `sertest/validate/defects.py`), the suite is run on each resample "
+        "How to read: every defect is planted in "
+        + ("the oracle's predictions" if s.get("carrier") == "oracle"
+           else "the real model's own predictions")
+        + " (per item and condition; see `sertest/validate/defects.py`), the suite is run on "
+        "each resample "
         "of the data, and a cell gives the share of resamples whose entry is **fail or error** "
         "(detection); the shares *inconclusive* and *gated* (the model is not competent on "
         "the dimension, so the test is not judged) follow in brackets.  The **clean** model is "
@@ -100,8 +122,7 @@ def markdown(doc: dict[str, Any]) -> str:
               "rises beyond it.  Detection means little where the clean model fails too.",
               ""]
     if t["detection"]:
-        met = sum(r["met"] for r in t["detection"])
-        lines += [f"Detection: {met} of {len(t['detection'])} met.", "",
+        lines += [_met_line("Detection", t["detection"]), "",
                   "| defect | test | dimension | magnitude | detected | inconclusive | gated | "
                   "clean model fails | met |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sorted(t["detection"], key=lambda r: (r["defect"], r["test"], r["dimension"])):
@@ -109,20 +130,19 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(f"| {r['defect']} | {r['test']} | {r['dimension']} | "
                          f"{'–' if mag is None else f'{mag:.3g}'} | {_pct(r['detection'])} | "
                          f"{_pct(r['inconclusive'])} | {_pct(r.get('gated'))} | "
-                         f"{_pct(r['clean_fail'])} | {'yes' if r['met'] else '**no**'} |")
+                         f"{_pct(r['clean_fail'])} | {_met(r['met'])} |")
         lines.append("")
     else:
         lines += ["No defect has a reference size on this suite (no targeted test names one).",
                   ""]
     if t["false_alarms"]:
-        met = sum(r["met"] for r in t["false_alarms"])
-        lines += [f"False alarms: {met} of {len(t['false_alarms'])} met.", "",
+        lines += [_met_line("False alarms", t["false_alarms"]), "",
                   "| test | dimension | oracle flagged | oracle inconclusive | "
                   "clean model fails | met |", "|---|---|---|---|---|---|"]
         for r in t["false_alarms"]:
             lines.append(f"| {r['test']} | {r['dimension']} | {_pct(r['detection'])} | "
                          f"{_pct(r['inconclusive'])} | {_pct(r['clean_fail'])} | "
-                         f"{'yes' if r['met'] else '**no**'} |")
+                         f"{_met(r['met'])} |")
         lines.append("")
 
     # -- per defect: targeted tests x magnitudes ------------------------------------------------

@@ -46,6 +46,7 @@ from .defects import DEFECTS, Defect, NotApplicable, Setup, threshold_metric
 from .oracle import DEFAULT_CONFUSION, DEFAULT_SIGMA, oracle_frame
 
 SCHEMA = "sertest/validity@1"
+CARRIERS = ("model", "oracle")
 ORACLE = "oracle"
 #: one letter per verdict in the per-resample verdict strings of the JSON document
 CODES = {"pass": "p", "fail": "f", "inconclusive": "i", "error": "e", "skipped": "s",
@@ -128,7 +129,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
              confusion: float = DEFAULT_CONFUSION, cache: str | bool | None = None,
              jobs: int | None = None, labels: str | None = None, n_boot: int | None = None,
              progress: bool | None = None, allow_outside_root: bool = False,
-             workers: int | None = None, out: str | None = None) -> Validation:
+             workers: int | None = None, carrier: str = "model",
+             out: str | None = None) -> Validation:
     """Plant defects in ``model``'s predictions and count how often ``suite`` catches them.
 
     Args:
@@ -148,6 +150,9 @@ def validate(model: str | Model, data: str | Dataset | None = None,
         workers: processes judging resamples at once (default 1; forked, so POSIX only -
             elsewhere the resamples are judged one after the other).  The table does not
             depend on it.
+        carrier: whose predictions carry the defects: ``model`` (the real model's, as
+            agreed for issue 12) or ``oracle`` (the oracle's, which pass every sound test, so
+            detection measures the suite alone, free of the model's own failures).
         out: write ``validity.md`` and ``validity.json`` into this folder.
     """
     t_start = time.perf_counter()
@@ -155,6 +160,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise UsageError(f"--workers {workers!r}: give a whole number >= 1")
+    if carrier not in CARRIERS:
+        raise UsageError(f"--carrier {carrier!r}: use {' or '.join(CARRIERS)}")
     chosen = _defects(defects)
     grids = _grids(chosen, magnitudes, quick)
     dataset = data if isinstance(data, Dataset) else load_dataset(
@@ -211,6 +218,9 @@ def validate(model: str | Model, data: str | Dataset | None = None,
                   group_context=context(dataset, store, full_ctx_models, seed, needed,
                                         item_errors))
 
+    oracle_all = oracle_frame(setup, sorted(dataset.ids), sigma, confusion)
+    if carrier == "oracle":
+        setup.clean = oracle_all
     t_full = time.perf_counter()
 
     # -- pseudo-models -----------------------------------------------------------------------------
@@ -229,24 +239,25 @@ def validate(model: str | Model, data: str | Dataset | None = None,
                                **{n: f.outputs for n, f in features.items()}})
     for n in features:
         _put(planted, n, CLEAN, store.frame(n, CLEAN))
-    oracle_all = oracle_frame(setup, sorted(dataset.ids), sigma, confusion)
     for ck, cond in conditions.items():
-        frame = store.frame(base.name, ck)
+        real = store.frame(base.name, ck)
         oracle_ids = sorted(i for i in needed.get(ck, ()) if i not in failed_ids
                             and (ck, i) not in data_failed)
+        oracle = oracle_all.loc[oracle_ids]  # the same under every condition
+        frame = oracle if carrier == "oracle" else real
         for v in variants:
             if v.kind == "clean":
-                rows = frame
+                rows = real
             elif v.kind == "oracle":
-                rows = oracle_all.loc[oracle_ids]  # the same under every condition
+                rows = oracle
             else:
                 d = DEFECTS[v.defect]
                 rows = d.plant(setup, states[d.id], ck, cond, frame, v.magnitude)
             _put(planted, v.name, ck, rows)
     # the real model's failures are the defective models' too (not the oracle's)
-    expanded = list(item_errors) + [
+    expanded = list(item_errors) + ([] if carrier == "oracle" else [
         dataclasses.replace(e, model=v.name) for v in variants if v.kind == "defect"
-        for e in item_errors if e.stage == "model" and e.model == base.name]
+        for e in item_errors if e.stage == "model" and e.model == base.name])
     models = {v.name: v for v in variants}
     ctx_models = {**features, **models}
     t_planted = time.perf_counter()
@@ -268,6 +279,7 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     doc = _document(base, dataset, suite, variants, verdicts, chosen, not_planted,
                     thresholds, full_entries, settings={
                         "seed": seed, "resamples": resamples, "share": share, "quick": quick,
+                        "carrier": carrier,
                         "n_boot": n_boot, "confidence": suite.confidence,
                         "oracle": {"sigma": sigma, "confusion": confusion},
                         "defects": [d.id for d in chosen],
@@ -564,14 +576,16 @@ def _document(base, dataset, suite, variants, verdicts, chosen, not_planted, thr
             "kind": v.kind, "defect": v.defect, "magnitude": v.label,
             "magnitude_value": v.magnitude.get(dim),
             "targeted": bool(defect and check is not None and defect.targets(check)),
-            "reference": bool(defect and (v.test == test if v.test else
-                                          defect.reference is not None
-                                          and v.magnitude.get(dim) == defect.reference)),
+            # the size issue 12's target judges: the one this test's threshold names (or the
+            # defect's reference size where no threshold names one)
+            "reference": bool(defect and v.magnitude.get(dim) and (
+                v.test == test if v.test else v.magnitude.get(dim) == defect.reference)),
             "resamples": n,
-            "counts": {k: counts.get(k, 0) for k in CODES if counts.get(k, 0)},
+            "counts": dict(sorted(counts.items())),
             "detection": round(sum(counts.get(k, 0) for k in DETECTED) / n, 4) if n else None,
             "inconclusive": round(counts.get("inconclusive", 0) / n, 4) if n else None,
             "gated": round(counts.get("gated", 0) / n, 4) if n else None,
+            "skipped": round(counts.get("skipped", 0) / n, 4) if n else None,
             "verdicts": "".join(CODES.get(x, "?") for x in vs),
         })
     full = {(e["test"], e["dimension"]): e.get("verdict") for e in full_entries}
