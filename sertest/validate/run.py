@@ -52,6 +52,7 @@ ORACLE = "oracle"
 CODES = {"pass": "p", "fail": "f", "inconclusive": "i", "error": "e", "skipped": "s",
          "gated": "g"}
 DETECTED = ("fail", "error")
+NOT_GREEN = ("fail", "error", "inconclusive", "gated")
 DEFAULT_RESAMPLES = 20
 QUICK_RESAMPLES = 5
 
@@ -583,6 +584,10 @@ def _document(base, dataset, suite, variants, verdicts, chosen, not_planted, thr
             "resamples": n,
             "counts": dict(sorted(counts.items())),
             "detection": round(sum(counts.get(k, 0) for k in DETECTED) / n, 4) if n else None,
+            # a defect is caught when it does not come out green: fail, error, inconclusive
+            # or gated (a test that cannot tell says so and is never green)
+            "not_green": round(sum(counts.get(k, 0) for k in NOT_GREEN) / n, 4) if n else None,
+            "passed": round(counts.get("pass", 0) / n, 4) if n else None,
             "inconclusive": round(counts.get("inconclusive", 0) / n, 4) if n else None,
             "gated": round(counts.get("gated", 0) / n, 4) if n else None,
             "skipped": round(counts.get("skipped", 0) / n, 4) if n else None,
