@@ -78,9 +78,9 @@ reports: $(VENV)/.dev
 # VALIDITY_WORKERS processes judge resamples at once (the table does not depend on it);
 # VALIDITY_ARGS adds options, e.g. "--carrier oracle" (defects planted on the oracle).
 VALIDITY_RESAMPLES ?= 20
-VALIDITY_WORKERS ?= 1
+VALIDITY_WORKERS ?= 2
 VALIDITY_OUT ?= docs
-VALIDITY_ARGS ?=
+VALIDITY_ARGS ?= --carrier oracle --quick
 validity: $(VENV)/.core
 	$(BIN)/sertest validate --model wav2small=$(REF)/wav2small.onnx --suite default \
 		--resamples $(VALIDITY_RESAMPLES) --workers $(VALIDITY_WORKERS) --out $(VALIDITY_OUT) \

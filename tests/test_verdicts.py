@@ -66,17 +66,23 @@ def test_pass_needs_every_marginal_interval_inside_and_power_flags_weak_cells():
     flag = next(f for f in fields["flags"] if f["kind"] == "underpowered")
     assert "2 of 4" in flag["text"] and "items per group" in flag["text"]
     assert "left out" in flag["text"]
-    # se 0.05 against 0.1: (1.96 + 1.28)^2 * 0.05^2 / 0.1^2 * 100 items = about 263
-    assert 200 < weak[0].power["needs_n"] < 330
-    # ... but never a primary cell (a group's mean error, a condition's change), nor a
-    # breakdown cell whose value already fails: a pass must rest on data that could tell
+    # two breakdown cells must pass together with 80 %: each is planned for 0.8 ** 0.5, so
+    # (1.96 + z(0.947))^2 * 0.05^2 / 0.1^2 * 100 items = (1.96 + 1.62)^2 * 25 = about 320
+    assert 300 < weak[0].power["needs_n"] < 345
+    # ... but never a primary cell (a group's mean error, a condition's change): a pass must
+    # rest on data that could tell
     primary = _cells(np.zeros(2), 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
     fields = judge_entry(primary, lambda m: None)
     assert fields["verdict"] == "inconclusive"
     assert fields["failed_because"].startswith("cannot tell (underpowered)")
+    # an underpowered breakdown cell is noise of its own size: left out even when its value
+    # lies beyond the limit, unless its simultaneous interval does too
     beyond = _cells([0.12], 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
     beyond[0].extra["bin"] = "(0.75, inf)"
-    assert judge_entry(beyond, lambda m: None)["verdict"] == "inconclusive"
+    assert judge_entry(beyond, lambda m: None)["verdict"] == "pass"
+    far = _cells([0.5], 0.05, rng) + _cells(np.zeros(2), 0.01, rng)
+    far[0].extra["bin"] = "(0.75, inf)"
+    assert judge_entry(far, lambda m: None)["verdict"] == "fail"
 
 
 def test_failed_because_names_the_failing_cell_not_the_first():

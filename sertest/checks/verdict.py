@@ -17,9 +17,10 @@ together by :func:`judge_entry`:
 
 Every judged cell gets a power analysis (standard error, minimum detectable effect at
 80 % power; for ``abs <`` thresholds whether a sound model could pass at all and how many
-items that would need).  An inconclusive *breakdown* cell (one bin or class of a group)
-that is underpowered and whose value passes cannot decide a test: the verdict rests on the
-other cells and says so in a flag.  Primary cells (a group's mean error or CCC gap, a
+items that would need).  Breakdown cells (one bin or class of a group) pass only
+together, so each is planned for the power that gives all m of them 80 % together
+(0.8^(1/m)).  An inconclusive breakdown cell that is underpowered cannot decide a test: the
+verdict rests on the other cells and says so in a flag.  Primary cells (a group's mean error or CCC gap, a
 condition's change) are never left out, so a pass always rests on cells that could have
 caught the defect the test guards against; an underpowered primary cell leaves the test
 inconclusive, "underpowered: needs about N items per group".
@@ -180,7 +181,7 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
     """
     import numpy as np
 
-    from ..stats import power_analysis, simultaneous_critical_value, z_value
+    from ..stats import POWER, power_analysis, simultaneous_critical_value, z_value
 
     z = z_value(0.5 + confidence / 2.0)
     judged = []
@@ -213,6 +214,10 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
     k = len(with_ci)
     crit = simultaneous_critical_value(np.array([m.value for m in with_ci]), reps, confidence) \
         if k > 1 else z
+    # breakdown cells (bins, classes) pass only together: each is planned for the power that
+    # gives all of them together 80 % (0.8 ** (1 / m)), primary cells for 80 % each
+    n_breakdown = sum(_breakdown(m) for m in with_ci)
+    family_power = POWER ** (1.0 / n_breakdown) if n_breakdown else POWER
     for m, se in zip(with_ci, ses):
         if k > 1 and math.isfinite(se):
             m.ci_simultaneous = (m.value - crit * se, m.value + crit * se)
@@ -220,7 +225,8 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
             m.ci_simultaneous = tuple(m.ci)
         if math.isfinite(se):
             th = m.threshold
-            m.power = power_analysis(se, m.n, th.limit, th.absolute, th.op, confidence)
+            m.power = power_analysis(se, m.n, th.limit, th.absolute, th.op, confidence,
+                                     power=family_power if _breakdown(m) else POWER)
     for m in judged:
         th = m.threshold
         point = th.passes(m.value)
@@ -238,16 +244,21 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
     return _entry_fields(measurements, k, reps is not None, confidence)
 
 
+def _breakdown(m) -> bool:
+    """A breakdown cell: one bin or class of a group (not the group's own summary)."""
+    return bool(m.extra.get("bin") or m.extra.get("class")) if m.extra else False
+
+
 def _exempt(m) -> bool:
-    """Whether an inconclusive cell may be left out of a pass: it is underpowered, its
-    value passes (nothing points to a defect), and it is a breakdown cell (one bin or class
-    of a group).  A test's primary cells (a group's mean error or CCC gap, a condition's
-    change) never are: a pass must rest on data that could have caught what it guards
-    against, so an underpowered primary cell leaves the test inconclusive."""
+    """Whether an inconclusive cell may be left out of a pass: an underpowered breakdown
+    cell (one bin or class of a group), which the data cannot resolve - its value, however
+    far out, is noise of that size.  A test's primary cells (a group's mean error or CCC
+    gap, a condition's change) never are: a pass must rest on data that could have caught
+    what it guards against, so an underpowered primary cell leaves the test inconclusive.
+    An exempt cell still fails the test when its simultaneous interval lies outside."""
     if m.verdict != INCONCLUSIVE or m.power is None or not m.power.get("underpowered"):
         return False
-    breakdown = bool(m.extra.get("bin") or m.extra.get("class")) if m.extra else False
-    return breakdown and m.threshold is not None and m.threshold.passes(m.value)
+    return _breakdown(m)
 
 
 def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) -> dict:
