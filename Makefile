@@ -73,10 +73,11 @@ reports: $(VENV)/.dev
 		--reference teacher=$(REF)/teacher --data sertest/data/corpus/real --suite quick \
 		--out reports/label-free-real-speech --no-progress || [ $$? -eq 1 ]
 
-# Self-validation of the default suite (sertest validate): planted defects in Wav2Small's
-# predictions, judged on speaker resamples of the bundled corpus -> docs/validity.{md,json}.
+# Self-validation of the default suite (sertest validate): planted defects on the oracle's
+# predictions (truth + noise; Wav2Small supplies the planning and features), judged on 20
+# speaker resamples of the bundled corpus -> docs/validity.{md,json} (about 15 min on 2 cores).
 # VALIDITY_WORKERS processes judge resamples at once (the table does not depend on it);
-# VALIDITY_ARGS adds options, e.g. "--carrier oracle" (defects planted on the oracle).
+# VALIDITY_ARGS="" plants on Wav2Small's own predictions and runs every magnitude.
 VALIDITY_RESAMPLES ?= 20
 VALIDITY_WORKERS ?= 2
 VALIDITY_OUT ?= docs

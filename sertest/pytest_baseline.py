@@ -162,6 +162,9 @@ class Delta:
     tolerance: float | None
     base_n: int | None = None
     new_n: int | None = None
+    #: stored in the baseline but not measured now (the model failed its items, a cell
+    #: became too sparse, the test was skipped): a gated measurement that vanished fails
+    vanished: bool = False
 
     @property
     def delta(self) -> float:
@@ -180,6 +183,8 @@ class Delta:
     def regressed(self) -> bool:
         """Gated and worse beyond the tolerance, or gated and measured on a different n
         (not comparable: fails the gate, see the module docstring)."""
+        if self.vanished:
+            return self.tolerance is not None
         return self.tolerance is not None and (self.worse_by > self.tolerance + _EPS
                                                or self.n_changed)
 
@@ -197,6 +202,8 @@ class Delta:
         sign = "-" if self.way in ("higher", "abs-higher") else "+"
         what = "|x| " if self.way.startswith("abs") else ""
         text = f"{what}{sign}{self.tolerance:.4g} ({self.rule.text})"
+        if self.vanished:
+            text += "; not measured in this run: the baseline's measurement vanished"
         if self.n_changed:
             text += f"; n changed {self.base_n} -> {self.new_n}: not comparable"
         return text
@@ -316,6 +323,22 @@ class Baseline:
             out.append(Delta(m["metric"], m.get("group"), float(old["value"]), float(m["value"]),
                              way, rule, tol, base_n=_int_or_none(old.get("n")),
                              new_n=_int_or_none(m.get("n"))))
+        measured = {measurement_key(entry["test"], base_model, entry["dimension"], m["metric"],
+                                    m.get("group"))
+                    for m in entry.get("measurements", []) if m.get("value") is not None}
+        prefix = measurement_key(entry["test"], base_model, entry["dimension"], "")
+        for key, old in sorted(stored.items()):
+            if not key.startswith(prefix) or key in measured or old.get("value") is None:
+                continue
+            parts = key[len(prefix):].split(" | ", 1)
+            way = old.get("direction") or direction(old.get("threshold"))
+            if way is None:
+                continue
+            rule = rule_for(rules, entry["test"], parts[0])
+            tol = rule.tolerance(float(old["value"])) if rule else None
+            out.append(Delta(parts[0], parts[1] if len(parts) > 1 else None,
+                             float(old["value"]), math.nan, way, rule, tol,
+                             base_n=_int_or_none(old.get("n")), vanished=True))
         return out
 
 
@@ -330,7 +353,8 @@ def format_regressions(deltas: list[Delta]) -> str:
     """A table of the measurements that got worse beyond their tolerance or whose n changed
     (column ``n``: ``480 -> 473`` when it did)."""
     rows = [("metric", "baseline", "new", "delta", "n", "allowed")]
-    rows += [(d.label, f"{d.baseline:.4g}", f"{d.new:.4g}", f"{d.delta:+.4g}",
+    rows += [(d.label, f"{d.baseline:.4g}", "missing" if d.vanished else f"{d.new:.4g}",
+              "n/a" if d.vanished else f"{d.delta:+.4g}",
               (f"{d.base_n} -> {d.new_n}" if d.n_changed else
                ("" if d.new_n is None else str(d.new_n))), d.allowed_text)
              for d in deltas if d.regressed]

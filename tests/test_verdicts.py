@@ -206,3 +206,23 @@ def test_confounds_one_speaker_group_at_another_bandwidth_are_flagged(tmp_path, 
     texts = [f["text"] for f in entry.get("flags", []) if f["kind"] == "confound"]
     assert any("'female' is one speaker" in t for t in texts), texts
     assert any("bandwidth" in t and "female: median 3.8 kHz, 100 % narrowband" in t for t in texts), texts
+
+
+def test_baseline_gate_flags_a_vanished_measurement():
+    from sertest.pytest_baseline import Baseline, format_regressions, parse_rules
+
+    suite = {"measurements": {
+        "correctness_regression | m | arousal | ccc": {"value": 0.70, "n": 480,
+                                                      "direction": "higher"},
+        "correctness_regression | m | arousal | mae": {"value": 0.09, "n": 480,
+                                                      "direction": "lower"}}}
+    entry = {"test": "correctness_regression", "model": "m", "dimension": "arousal",
+             "measurements": [{"metric": "ccc", "group": None, "value": 0.70, "n": 480},
+                              {"metric": "mae", "group": None, "value": None, "n": 0}]}
+    deltas = Baseline("x").compare(entry, suite, "m", parse_rules(["*:-0.02"]))
+    gone = [d for d in deltas if d.vanished]
+    assert [d.metric for d in gone] == ["mae"] and gone[0].regressed
+    assert "missing" in format_regressions(deltas)
+    # not gated by any rule: shown, never failed
+    (free,) = [d for d in Baseline("x").compare(entry, suite, "m", []) if d.vanished]
+    assert not free.regressed
