@@ -503,7 +503,7 @@ def test_compare_cli_shows_each_tests_change(workdir, report_dir, browser, capsy
     assert "compare.html" in capsys.readouterr().out
     base, cand = Results.load(report_dir).doc, Results.load(cand_dir).doc
     md = open(os.path.join(out, "compare.md"), encoding="utf-8").read()
-    assert "### m\n" in md and "### random-gaussian (random baseline)" in md
+    assert "### m\n" in md and "### random-gaussian (baseline)" in md
     md = md.split("### random-gaussian")[0]  # the candidate's section
     page = open(os.path.join(out, "compare.html"), encoding="utf-8").read()
     for t in cand["tests"]:

@@ -613,6 +613,9 @@ class GroupFairness(Check):
             group = group.loc[group.index.intersection(pred.index, sort=False)]
             selection, skipped = self.select(ctx, target, group, truth, regression, method)
         selection = {g: [i for i in v if i in pred.index] for g, v in selection.items()}
+        for g in [g for g, v in selection.items() if not v]:
+            skipped[g] = "no item of this group has a prediction"
+            del selection[g]
         if len(selection) < 2:
             raise Skip(self._too_few(selection, skipped))
         from .confounds import group_confounds

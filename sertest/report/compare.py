@@ -417,7 +417,7 @@ def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[s
         if not any(mc.matches):
             lines += [f"**{_md(mc.name)}**: no matching model in the candidate audits.", ""]
             continue
-        lines.append(f"### {_md(mc.name)}" + (" (random baseline)" if mc.is_ref else ""))
+        lines.append(f"### {_md(mc.name)}" + (" (baseline)" if mc.is_ref else ""))
         lines.append("")
         head = "| score | baseline | " + " | ".join(
             f"{_md(r.label)}: {_md(c or '–')}" for r, c in zip(runs[1:], mc.matches)) + " |"

@@ -272,7 +272,7 @@ def _models(results: Results) -> list[ModelView]:
     for m in doc.get("models", []):
         ref = _is_ref(m)
         role = m.get("role", "candidate")
-        label = {"baseline": "random baseline", "reference": "reference (truth)",
+        label = {"baseline": "baseline", "reference": "reference (truth)",
                  "feature": "feature extractor"}.get(role, "candidate")
         if ref and role == "candidate":
             label = "random model"

@@ -284,7 +284,15 @@ def _apply_level(key: str):
 
 
 def _level_threshold(check, target, metric, limit, setup, state) -> float:
-    if metric == "mean_error_difference":  # group against the rest: moves by exactly m
+    if metric == "mean_error_difference":  # group against the rest: moves by m * (1 - p)
+        cols = (check.params.get("columns") or [check.params.get("column")]
+                if check.id == "fairness_group" else [])
+        if len([c for c in cols if c]) > 1:
+            # an intersection cell (female & de) against the rest, which still holds the
+            # shifted group's other cells (female & fr, ...): the difference moves by
+            # m * (1 - p), p the shifted group's share of the rest (about its overall share)
+            p = len(state["members"]) / max(1, len(setup.table))
+            return abs(limit) / max(1e-9, 1.0 - p)
         return abs(limit)
     k = state["k"]  # group (or shift) against the combined set of k groups
     return abs(limit) * k / (k - 1)
