@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", "-m", action="append", required=True, metavar="[NAME=]SPEC",
                      help="model to audit (repeatable): file.onnx, audonnx or HF folder, "
                           "model.pt, torch:pkg.mod:factory=weights.pt, callable:pkg.mod:fn, "
-                          "random:gaussian, random:categorical")
+                          "random:gaussian, random:categorical, random:constant")
     run.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
                      help="CSV/Parquet manifest, audformat folder or folder of audio "
                           "(default: the bundled corpus)")
@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", metavar="SPEC",
                      help="label-free mode: this model's clean predictions are the truth")
     run.add_argument("--no-baselines", action="store_true",
-                     help="do not add the random baselines")
+                     help="do not add the baselines (random:gaussian, random:categorical, "
+                          "random:constant)")
     run.add_argument("--cache", metavar="DIR", help="prediction cache folder "
                      "(default: $SERTEST_CACHE or ~/.cache/sertest)")
     run.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")

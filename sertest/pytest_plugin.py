@@ -85,8 +85,8 @@ _OPTIONS: tuple[_Opt, ...] = (
          "METRIC:TOLERANCE"),
     _Opt("strict", "bool", "an inconclusive test fails instead of being skipped (as "
          "'sertest run --strict')"),
-    _Opt("no_baselines", "bool", "do not add the random baseline models "
-         "(random:gaussian, random:categorical) to the audit"),
+    _Opt("no_baselines", "bool", "do not add the baseline models "
+         "(random:gaussian, random:categorical, random:constant) to the audit"),
     _Opt("cache", "path", "prediction cache folder, or 'none' (default: $SERTEST_CACHE or "
          "~/.cache/sertest)", "DIR"),
 )

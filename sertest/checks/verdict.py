@@ -78,7 +78,9 @@ class Threshold:
                 "<=": v <= self.limit}[self.op]
 
     def judge(self, value: float | None, ci: tuple[float, float] | None = None) -> str:
-        """The verdict for a measured ``value`` with an optional confidence interval."""
+        """The verdict of one lone cell from its value and marginal interval (a test of one
+        cell, where the simultaneous interval is the marginal one).  Audits judge whole
+        entries with :func:`judge_entry`."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return SKIPPED
         point = self.passes(value)

@@ -9,6 +9,7 @@ A model spec is a string, optionally prefixed with a display name and an adapter
     torch:pkg.module:factory=weights.pt nn.Module factory plus a state dict (weights_only)
     callable:pkg.module:function        any Python callable ``f(signals, sampling_rate)``
     random:gaussian | random:categorical  seeded random baselines
+    random:constant                     0.5 for every dimension, whatever it hears
     student=wav2small.onnx              same, displayed as "student"
 
 Adapters are imported lazily, so the core install (ONNX) never imports torch.
