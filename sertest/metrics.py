@@ -895,6 +895,14 @@ def _recompute_rows(
 def _ccc_weighted(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """CCC for each row of integer item weights ``w`` (same conventions as :func:`ccc`)."""
     m = _weighted_moments(w, x, y)
+    const_x, const_y = bool(np.ptp(x) == 0), bool(np.ptp(y) == 0)
+    if const_x != const_y:
+        # one series constant (e.g. a constant predictor): CCC is exactly 0 in every row
+        # except rows with < 2 items or where the other series is constant too (rare),
+        # which are recomputed exactly - not every row, as the generic path would
+        other = m["syy"] if const_x else m["sxx"]
+        rows = (other <= _TINY_SPREAD * m["sw"]) | (m["sw"] < 2)
+        return _recompute_rows(np.zeros(len(m["sw"])), rows, w, x, y, ccc)
     den = m["sxx"] + m["syy"] + m["sw"] * m["diff"] ** 2
     out = np.clip(_ratio(2.0 * m["sxy"], den, np.nan), -1.0, 1.0)
     return _recompute_rows(out, m["tiny"], w, x, y, ccc)
@@ -902,6 +910,8 @@ def _ccc_weighted(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _pcc_weighted(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """PCC for each row of integer item weights ``w`` (same conventions as :func:`pcc`)."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:  # a constant series: undefined in every row
+        return np.full(w.shape[0], np.nan)
     m = _weighted_moments(w, x, y)
     den = np.sqrt(np.maximum(m["sxx"], 0.0)) * np.sqrt(np.maximum(m["syy"], 0.0))
     out = np.clip(_ratio(m["sxy"], den, np.nan), -1.0, 1.0)

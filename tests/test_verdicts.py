@@ -226,3 +226,23 @@ def test_baseline_gate_flags_a_vanished_measurement():
     # not gated by any rule: shown, never failed
     (free,) = [d for d in Baseline("x").compare(entry, suite, "m", []) if d.vanished]
     assert not free.regressed
+
+
+@pytest.mark.parametrize("metric", ["ccc", "pcc"])
+@pytest.mark.parametrize("constant", ["prediction", "truth"])
+def test_vectorised_bootstrap_of_a_constant_series_equals_the_exact_one(metric, constant):
+    """The fast path for a constant series (the constant baseline) matches the metric
+    computed on every resample, including rows where both series turn constant."""
+    from sertest import metrics
+
+    fn = getattr(metrics, metric)
+    rng = np.random.default_rng(4)
+    t = np.round(rng.random(6), 1)
+    t[:4] = 0.5  # resamples drawing only these items make the truth constant too
+    c = np.full(6, 0.5)
+    x, y = (t, c) if constant == "prediction" else (c, t)
+    fast = stats.replicates(fn, x, y, n_boot=300, rng=np.random.default_rng(9))
+    slow = stats.replicates(lambda a, b: fn(a, b), x, y, n_boot=300,
+                            rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow))
+    np.testing.assert_allclose(fast[~np.isnan(fast)], slow[~np.isnan(slow)])

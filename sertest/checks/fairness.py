@@ -620,7 +620,12 @@ class GroupFairness(Check):
             raise Skip(self._too_few(selection, skipped))
         from .confounds import group_confounds
 
-        out.flags += [{"kind": "confound", "text": c} for c in group_confounds(ctx, selection)]
+        # the same items give the same confounds for every model: computed once per selection
+        key = ("confounds", id(ctx.dataset),
+               tuple((g, tuple(v)) for g, v in sorted(selection.items())))
+        if key not in self._cache:
+            self._cache[key] = (ctx.dataset, group_confounds(ctx, selection))  # keeps id valid
+        out.flags += [{"kind": "confound", "text": c} for c in self._cache[key][1]]
         layout = self.layout(ctx, selection, pred, truth, regression, labels, method)
         min_samples = self._min_samples(layout)
         t = layout.truth if method == QUALITY else None
