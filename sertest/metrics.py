@@ -1027,8 +1027,6 @@ def _vectorised(metric: Callable[..., Any], arrays: tuple[Any, ...]) -> _Weighte
     return None if prepare is None else prepare(arrays, kwargs)
 
 
-
-
 def bootstrap_ci(
     metric: Callable[..., float],
     *arrays: ArrayLike,
@@ -1099,11 +1097,11 @@ def bootstrap_ci(
         raise ValueError(f"{func}: arrays are empty")
     if any(length != n for length in lengths):
         raise ValueError(f"{func}: arrays differ in length {lengths}")
-    if groups is not None:
-        _check_same_length(len(_label_list(groups, "groups", func)), n, "groups and arrays", func)
+    cluster_ids = None if groups is None else _label_list(groups, "groups", func)
+    if cluster_ids is not None:
+        _check_same_length(len(cluster_ids), n, "groups and arrays", func)
     from .stats import percentile_interval, replicates
 
-    values = replicates(metric, *arrays, n_boot=n_boot, rng=rng,
-                        groups=None if groups is None else _label_list(groups, "groups", func))
+    values = replicates(metric, *arrays, n_boot=n_boot, rng=rng, groups=cluster_ids)
     interval = percentile_interval(values, confidence, max_nan_fraction)
     return (math.nan, math.nan) if interval is None else interval

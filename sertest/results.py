@@ -20,7 +20,8 @@ import json
 import os
 from typing import Any, Iterable
 
-from .checks.verdict import ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, score
+from .checks.verdict import (ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, competence_table,
+                             score)
 
 SCHEMA = "sertest/results@2"
 #: older schemas that can still be read (rendered, compared)
@@ -31,23 +32,6 @@ _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
 _SPACE = __import__("re").compile(r"\s+")
 TOPICS = ("correctness", "fairness", "robustness")
-
-
-#: the clean correctness test and metric that decide whether a model is competent on a target
-COMPETENCE = {"regression": ("correctness_regression", "ccc"),
-              "classification": ("correctness_classification", "uar")}
-
-
-def competence(doc: dict[str, Any], model: str, dimension: str) -> bool | None:
-    """Whether ``model`` predicts ``dimension`` at all: its clean CCC (or UAR) is not below
-    the suite's threshold (pass or inconclusive).  ``None`` if the suite did not measure it."""
-    check, metric = COMPETENCE["classification" if dimension == "emotion" else "regression"]
-    for t in doc["tests"]:
-        if t.get("check") == check and t["model"] == model and t["dimension"] == dimension:
-            for m in t.get("measurements", []):
-                if m["metric"] == metric and m["group"] is None and m["verdict"] != "skipped":
-                    return m["verdict"] in (PASS, INCONCLUSIVE)
-    return None
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -63,18 +47,21 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     quality is that of chance (the ser-tests pooled rate let a random model look 100 % fair).
     """
     out: dict[str, Any] = {}
+    table = competence_table(doc["tests"])
     for model in [m["name"] for m in doc["models"] if m["role"] in ("candidate", "baseline")]:
         entries = [t for t in doc["tests"] if t["model"] == model]
         counts = {v: 0 for v in (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED, GATED)}
         flags: dict[str, int] = {}
-        gate = {d: competence(doc, model, d) for d in {t["dimension"] for t in entries}
-                if d != "all"}
+        gate = {d: table[(model, d)][0] if (model, d) in table else None
+                for d in {t["dimension"] for t in entries} if d != "all"}
         topic_scores: dict[str, list[float]] = {}
         for t in entries:
             verdict = t["verdict"]
-            gated = verdict == GATED or (t["topic"] != "correctness" and verdict != ERROR
+            # the judge gates (judge_audit); a results@1 document is gated here, by its rule
+            gated = verdict == GATED or (t["topic"] != "correctness"
+                                         and verdict not in (ERROR, SKIPPED)
                                          and gate.get(t["dimension"]) is False)
-            if gated and verdict != GATED:  # a results@1 document: gate it here
+            if gated:
                 verdict = GATED
             counts[verdict] = counts.get(verdict, 0) + 1
             for f in t.get("flags", []):

@@ -91,7 +91,6 @@ EDGES: tuple[float, ...] = metrics.DEFAULT_EDGES
 BIN_NAMES: list[str] = metrics.bin_names(EDGES)
 SEP = " / "    # joins a group and its bin / class in Measurement.group
 JOIN = " & "   # joins the values of an intersection of group columns
-MAX_NAN_FRACTION = 0.1  # bootstrap rows allowed to be NaN before a CI is withheld
 #: floor of ``min_samples: auto``: per-bin shares and their intervals are meaningless on
 #: fewer items (ser-tests' rule alone gives 4 for 60-item groups, 1 for 16)
 AUTO_MIN_SAMPLES_FLOOR = 10
@@ -263,7 +262,7 @@ def mean_error_differences(layout: Layout, w: np.ndarray, t: np.ndarray, p: np.n
     """
     has = np.isfinite(t)
     err = np.where(has, p - np.where(has, t, 0.0), 0.0)
-    wv = w * has if has.ndim == 1 else w * has
+    wv = w * has
     s_all = (wv * err).sum(axis=-1)
     n_all = wv.sum(axis=-1)
     out = []
@@ -667,12 +666,7 @@ class GroupFairness(Check):
                     m.extra["reason"] = self._nan_reason(metric_id, min_samples)
                 if threshold is not None:
                     m.threshold = threshold
-                if boot and np.isfinite(value) and ci is None:
-                    # undefined in too many resamples (e.g. a bin rarely predicted): the
-                    # point value alone must not decide (the judge makes it inconclusive)
-                    m.extra["ci_undefined"] = True
-                    m.extra["reason"] = ("no confidence interval: undefined in more than "
-                                         f"{MAX_NAN_FRACTION:.0%} of bootstrap resamples")
+                # a bin rarely predicted may have no interval: the judge makes it inconclusive
                 out.measurements.append(m)
         for g, reason in skipped.items():
             for metric_id in cells:

@@ -13,7 +13,9 @@ together by :func:`judge_entry`:
   fails a test of 30 cells in at most about 5 % of data sets, not in 1 - 0.95^30 = 79 %;
 * ``inconclusive`` otherwise (the data cannot tell), ``skipped`` if the value is NaN;
 * a value known only to lie between two bounds (a censored dose-response breakdown) passes
-  or fails if both bounds do.
+  or fails if both bounds do;
+* a value whose bootstrap ran but gave no interval (the metric undefined in too many
+  resamples) is ``inconclusive``: a point value alone never decides.
 
 Every judged cell gets a power analysis (standard error, minimum detectable effect at
 80 % power; for ``abs <`` thresholds whether a sound model could pass at all and how many
@@ -184,6 +186,7 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
     import numpy as np
 
     from ..stats import POWER, power_analysis, simultaneous_critical_value, z_value
+    from ..stats.bootstrap import MAX_NAN_FRACTION
 
     z = z_value(0.5 + confidence / 2.0)
     judged = []
@@ -202,8 +205,12 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
         if m.value is None or not math.isfinite(m.value):
             m.verdict = SKIPPED
             continue
-        if m.extra.get("ci_undefined"):
+        if m.ci is None and m.replicates is not None:
+            # the bootstrap ran but its interval is undefined (too many resamples where the
+            # metric is undefined): the point value alone must not decide
             m.verdict = INCONCLUSIVE
+            m.extra.setdefault("reason", "no confidence interval: undefined in more than "
+                               f"{MAX_NAN_FRACTION:.0%} of bootstrap resamples")
             continue
         judged.append(m)
     # simultaneous band over the judged cells that have intervals
@@ -315,6 +322,28 @@ COMPETENCE = {"regression": ("correctness_regression", "ccc"),
               "classification": ("correctness_classification", "uar")}
 
 
+def competence_table(tests: list[dict]) -> dict[tuple[str, str], tuple[bool, str]]:
+    """(model, dimension) -> (competent, reason): whether the model's clean CCC (UAR for
+    ``emotion``) is not below the suite's threshold (pass or inconclusive), and the one-line
+    reason when it is.  Dimensions the suite did not measure are absent."""
+    out: dict[tuple[str, str], tuple[bool, str]] = {}
+    for t in tests:
+        check, metric = COMPETENCE["classification" if t["dimension"] == "emotion"
+                                   else "regression"]
+        if check not in (t.get("check"), t.get("test")):
+            continue
+        for m in t.get("measurements", []):
+            if m["metric"] == metric and m["group"] is None and m["verdict"] != SKIPPED:
+                thr = (m.get("threshold") or {}).get("text", "")
+                value = _fmt(m["value"]) if m.get("value") is not None else "n/a"
+                out[(t["model"], t["dimension"])] = (
+                    m["verdict"] in (PASS, INCONCLUSIVE),
+                    f"not competent on {t['dimension']}: {t['test']} {metric} {value} "
+                    f"fails {thr}".rstrip())
+                break
+    return out
+
+
 def judge_audit(tests: list[dict], roles: dict[str, str] | None = None) -> None:
     """Rules across entries, applied in place after every entry is judged.
 
@@ -325,19 +354,7 @@ def judge_audit(tests: list[dict], roles: dict[str, str] | None = None) -> None:
       ungated, on the same dimension - is flagged ``uninformative`` for every model.
     """
     roles = roles or {}
-    competent: dict[tuple[str, str], tuple[bool, str]] = {}
-    for t in tests:
-        kind = "classification" if t["dimension"] == "emotion" else "regression"
-        check, metric = COMPETENCE[kind]
-        if t.get("check") != check:
-            continue
-        for m in t.get("measurements", []):
-            if m["metric"] == metric and m["group"] is None and m["verdict"] != SKIPPED:
-                ok = m["verdict"] in (PASS, INCONCLUSIVE)
-                thr = (m.get("threshold") or {}).get("text", "")
-                competent[(t["model"], t["dimension"])] = (
-                    ok, f"not competent on {t['dimension']}: {t['test']} {metric} "
-                        f"{_fmt(m['value']) if m['value'] is not None else 'n/a'} fails {thr}")
+    competent = competence_table(tests)
     for t in tests:
         if t["topic"] == "correctness" or t["verdict"] in (ERROR, SKIPPED):
             continue

@@ -33,9 +33,6 @@ FLAG_TAGS = {"item_failures": "item-failures", "underpowered": "underpowered",
              "n_changed": "n-changed"}
 #: topics the competence gate applies to
 GATED_TOPICS = ("fairness", "robustness")
-#: the clean correctness test and metric that decide competence (as the summary does)
-_COMPETENCE = {"emotion": ("correctness_classification", "uar")}
-_REGRESSION_COMPETENCE = ("correctness_regression", "ccc")
 
 
 def num(value: Any, digits: int = 4) -> str:
@@ -81,17 +78,12 @@ def judged_verdict(doc: dict, entry: dict) -> str | None:
 
 
 def gate_reason(doc: dict, model: str, dimension: str) -> str:
-    """``not competent on arousal: correctness_regression ccc 0.12 fails > 0.5``."""
-    test, metric = _COMPETENCE.get(dimension, _REGRESSION_COMPETENCE)
-    for t in doc.get("tests", []):
-        if t.get("model") == model and t.get("dimension") == dimension and \
-                (t.get("check") == test or t.get("test") == test):
-            for m in t.get("measurements", []):
-                if m.get("metric") == metric and m.get("group") is None:
-                    thr = (m.get("threshold") or {}).get("text", "")
-                    return (f"not competent on {dimension}: {t['test']} {metric} "
-                            f"{num(m.get('value'))} {m.get('verdict')}s {thr}").rstrip()
-    return f"not competent on {dimension}: its clean correctness fails the threshold"
+    """``not competent on arousal: correctness_regression ccc 0.12 fails > 0.5`` (for
+    documents whose gated entries carry no ``reason``: schema 1)."""
+    from ..results import competence_table
+
+    ok, why = competence_table(doc.get("tests", [])).get((model, dimension), (None, ""))
+    return why or f"not competent on {dimension}: its clean correctness fails the threshold"
 
 
 def reason(doc: dict, entry: dict) -> str:
