@@ -108,16 +108,22 @@ def test_a_value_whose_bootstrap_gave_no_interval_never_passes_on_its_point():
     assert judge_entry([bare], lambda _: None)["verdict"] == "pass"
 
 
-def test_summary_counts_a_skipped_entry_of_an_incompetent_model_as_skipped():
-    from sertest.results import summarise
-
-    tests = [
+def _incompetent_with_fairness(verdict: str) -> list[dict]:
+    """Model ``m`` failing clean CCC on arousal, and its fairness_sex entry."""
+    return [
         {"test": "correctness_regression", "check": "correctness_regression",
          "topic": "correctness", "model": "m", "dimension": "arousal", "verdict": "fail",
          "measurements": [{"metric": "ccc", "group": None, "value": 0.1, "verdict": "fail",
                            "threshold": {"text": "> 0.5"}}]},
         {"test": "fairness_sex", "check": "fairness_sex", "topic": "fairness", "model": "m",
-         "dimension": "arousal", "verdict": "skipped", "measurements": []},
+         "dimension": "arousal", "verdict": verdict, "measurements": []}]
+
+
+def test_summary_counts_a_skipped_entry_of_an_incompetent_model_as_skipped():
+    from sertest.results import summarise
+
+    tests = [
+        *_incompetent_with_fairness("skipped"),
         {"test": "robustness_codecs", "check": "robustness_codecs", "topic": "robustness",
          "model": "m", "dimension": "arousal", "verdict": "pass",  # a results@1 entry
          "measurements": [{"metric": "unchanged", "group": "gsm", "verdict": "pass"}]},
@@ -137,12 +143,7 @@ def test_censored_value_is_judged_from_its_bounds():
 
 def test_gating_and_uninformative_flags():
     tests = [
-        {"test": "correctness_regression", "check": "correctness_regression",
-         "topic": "correctness", "model": "m", "dimension": "arousal", "verdict": "fail",
-         "measurements": [{"metric": "ccc", "group": None, "value": 0.1, "verdict": "fail",
-                           "threshold": {"text": "> 0.5"}}]},
-        {"test": "fairness_sex", "check": "fairness_sex", "topic": "fairness", "model": "m",
-         "dimension": "arousal", "verdict": "pass", "measurements": []},
+        *_incompetent_with_fairness("pass"),
         {"test": "correctness_speaker_average", "check": "correctness_speaker_average",
          "topic": "correctness", "model": "m", "dimension": "arousal", "verdict": "pass",
          "measurements": []},
