@@ -420,3 +420,98 @@ def test_audit_end_to_end_with_the_random_baseline(voices):
     doc = json.loads(res.to_json())  # JSON-safe (no NaN)
     again = audit(["random:gaussian"], str(voices), suite, cache=False, baselines=False)
     assert json.loads(again.to_json())["tests"] == doc["tests"]
+
+
+# -- labelled data: the error-based cells carry the label-free tests' verdicts (issue 12) -------
+def _accent_table():
+    table = labelled_table(n_speakers=12, per_speaker=30)
+    table["accent"] = table["speaker"].map(lambda s: f"a{int(s[1:]) % 3}")
+    return table
+
+
+def test_labelled_accent_test_judges_the_signed_mean_error_and_keeps_the_catalogue_cells():
+    table = _accent_table()
+    truth = table["arousal"].to_numpy()
+    rng = np.random.default_rng(5)
+    sound = truth + rng.normal(0, 0.05, len(table))  # truth + noise independent of accent
+    biased = sound + 0.15 * (table["accent"] == "a1").to_numpy()
+    ctx = make_ctx(table, {"sound": dims_frame(table, sound),
+                           "biased": dims_frame(table, biased)})
+    params = {"min_group_size": 20}
+    out = run("fairness_accent", ctx, "sound", "arousal", params)
+    err = deltas(out, "mean_error_difference")
+    assert set(err) == {"a0", "a1", "a2"}
+    assert all(m.verdict == "pass" for m in err.values())
+    # the label-free cells stay, judged as secondary (they may fail, never block a pass)
+    secondary = [m for m in out.measurements if m.metric in (
+        "mean_difference", "relative_difference_per_bin")]
+    assert secondary and all(m.extra.get("role") == "secondary" for m in secondary)
+    assert all(m.extra.get("role") != "secondary" for m in err.values())
+    bad = run("fairness_accent", ctx, "biased", "arousal", params)
+    shifted = deltas(bad, "mean_error_difference")["a1"]
+    assert shifted.value == pytest.approx(0.15, abs=0.02)  # a level shift moves it by itself
+    assert shifted.verdict == "fail" and bad.entry["verdict"] == "fail"
+
+
+def test_without_labels_the_distribution_cells_are_the_primary_cells():
+    table = _accent_table().drop(columns=["arousal", "dominance", "valence"])
+    rng = np.random.default_rng(6)
+    ctx = make_ctx(table, {"m": dims_frame(table, rng.normal(0.5, 0.1, len(table)))})
+    out = run("fairness_accent", ctx, "m", "arousal", {"min_group_size": 20})
+    assert not deltas(out, "mean_error_difference")
+    assert all("role" not in (m.extra or {}) for m in out.measurements
+               if m.metric == "mean_difference")
+
+
+def test_language_and_sentiment_tests_gain_error_cells_that_ignore_the_labels_own_shifts():
+    """The label-free shift moves with the labels; the error shift only with the model."""
+    table = labelled_table(n_speakers=12, per_speaker=30)
+    sentiments = ["negative", "neutral", "positive"]
+    table["sentiment"] = [sentiments[i % 3] for i in range(len(table))]
+    sign = table["sentiment"].map({"negative": -1.0, "neutral": 0.0, "positive": 1.0})
+    en = (table["language"] == "en").to_numpy()
+    # in English the *labels* follow the words (true differences, not the model's reading)
+    table["arousal"] = np.clip(table["arousal"] + 0.1 * sign * en, 0, 1)
+    truth = table["arousal"].to_numpy()
+    rng = np.random.default_rng(7)
+    sound = truth + rng.normal(0, 0.03, len(table))
+    reads = sound + 0.3 * sign.to_numpy() * (~en)  # reads the German words
+    ctx = make_ctx(table, {"sound": dims_frame(table, sound), "reads": dims_frame(table, reads)})
+    out = run("fairness_linguistic_sentiment", ctx, "sound", "arousal")
+    label_free = deltas(out, "mean_shift_difference")["en / positive"]
+    error = deltas(out, "mean_error_shift_difference")
+    assert label_free.value > 0.04  # the labels' own shift shows in the predictions
+    assert abs(error["en / positive"].value) < 0.02  # ... not in the errors
+    assert all(m.verdict == "pass" for m in error.values())
+    assert label_free.extra.get("role") == "secondary"
+    bad = run("fairness_linguistic_sentiment", ctx, "reads", "arousal")
+    de_pos = deltas(bad, "mean_error_shift_difference")["de / positive"]
+    assert de_pos.value == pytest.approx(0.3 / 2, abs=0.02)  # m (1 - 1/L), L = 2
+    assert de_pos.verdict == "fail" and bad.entry["verdict"] == "fail"
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(6, 30), min_size=2, max_size=4), st.integers(0, 10_000),
+       st.floats(-0.3, 0.3))
+def test_error_cells_are_zero_for_truth_plus_a_constant_and_see_one_groups_shift(
+        sizes, seed, shift):
+    from sertest.checks.fairness import error_cells
+
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    t = rng.uniform(0, 1, n)
+    lay = layout_of(sizes, t, t + 0.2)  # every item over-predicted by 0.2: no group differs
+    (_, values), = error_cells(lay, "distribution", np.ones((1, n))).values()
+    assert np.allclose(values, 0.0, atol=1e-12)
+    p = t.copy()
+    a, b = lay.bounds[0]
+    p[a:b] += shift
+    lay = layout_of(sizes, t, p)
+    (_, values), = error_cells(lay, "distribution", np.ones((1, n))).values()
+    assert values[0, 0] == pytest.approx(shift, abs=1e-9)  # g0 against the rest
+    # contexts inside groups: the error shift of a constant over- or under-prediction is 0
+    contexts = [[("x", a, a + (b - a) // 2), ("y", a + (b - a) // 2, b)] for a, b in lay.bounds]
+    lay = Layout(lay.names, lay.bounds, lay.ids, True, 4, [], p, t, None, contexts, ["x", "y"])
+    (_, values), = error_cells(lay, "shift", np.ones((1, n))).values()
+    finite = values[np.isfinite(values)]
+    assert np.allclose(finite, 0.0, atol=1e-9)

@@ -62,6 +62,16 @@ Beyond ser-tests:
   its point value alone.
 * **Intersections.**  ``columns: [sex, language]`` compares every combination (``female &
   en``) that has enough items.
+* **Errors where labels exist.**  The label-free methods see a group's bias only through
+  its predictions, which also move with the labels' own differences between groups (and
+  whose bootstrap re-draws every group's emotion mix).  On labelled dimensions the
+  distribution method adds ``mean_error_difference`` (each group's signed mean error
+  against the rest's, as the quality method) and the shift method
+  ``mean_error_shift_difference`` (:func:`error_shift_differences`), both ``abs < 0.075``;
+  they carry the verdict, and the label-free cells are judged as *secondary* cells
+  (``extra.role``): they can fail the test, but an underpowered one does not keep a sound
+  model from passing.  Measured on the bundled corpus with ``sertest validate``: the
+  label-free cells alone let an oracle pass fairness_language in 20-30 % of resamples.
 
 Measurements: ``group`` is ``"<group>"`` for scalar cells and ``"<group> / <bin or class>"``
 (``"<language> / <sentiment>[ / <bin or class>]"`` for the shift method) with the parts
@@ -85,7 +95,7 @@ from ..errors import UsageError
 from ..features import F0Estimator
 from .base import Check, Context, Measurement, Outcome, Request, _plain, register
 from .correctness import class_labels_for, primary_ids
-from .verdict import Threshold
+from .verdict import SECONDARY, Threshold
 
 EDGES: tuple[float, ...] = metrics.DEFAULT_EDGES
 BIN_NAMES: list[str] = metrics.bin_names(EDGES)
@@ -346,6 +356,56 @@ def shift_cells(layout: Layout, w: np.ndarray, p: np.ndarray, min_samples: int) 
     return {"class_proportion_shift_difference": (keys_share, d_share)}
 
 
+def error_shift_differences(layout: Layout, w: np.ndarray, t: np.ndarray, p: np.ndarray
+                            ) -> np.ndarray:
+    r"""Shift of the signed mean error per (group, context), against the mean shift over
+    groups: (R, groups x contexts), keys as ``mean_shift_difference``'s.
+
+    :math:`[\mathrm{ME}(g, c) - \mathrm{ME}(g)] - \operatorname{mean}_{g'}[\mathrm{ME}(g', c)
+    - \mathrm{ME}(g')]` with :math:`\mathrm{ME} = \operatorname{mean}(\text{prediction} -
+    \text{truth})`.  The label-free ``mean_shift_difference`` also moves with the labels'
+    own differences between the cells (and its bootstrap re-draws the emotion mix of every
+    cell); the error removes them, so a model that reads the words of one language shifts
+    this by the size of its reading, with the item noise of its errors only.  Items without
+    truth are left out.
+    """
+    assert layout.contexts is not None
+    has = np.isfinite(t)
+    err = np.where(has, p - np.where(has, t, 0.0), 0.0)
+    wv = w * has
+    rows = wv.shape[0]
+    ctx_names = layout.context_names
+    shift = np.full((rows, len(layout.names), len(ctx_names)), np.nan)
+
+    def me(a: int, b: int) -> np.ndarray:
+        return _div((wv[:, a:b] * err[a:b]).sum(axis=-1), wv[:, a:b].sum(axis=-1))
+
+    for g, (a, b) in enumerate(layout.bounds):
+        m_g = me(a, b)
+        for name, c0, c1 in layout.contexts[g]:
+            if c1 > c0:
+                shift[:, g, ctx_names.index(name)] = me(c0, c1) - m_g
+    return (shift - _nanmean(shift, axis=1)[:, None, :]).reshape(rows, -1)
+
+
+#: the error-based cell each label-free method gains when labels exist (see GroupFairness)
+ERROR_CELLS = {DISTRIBUTION: "mean_error_difference", SHIFT: "mean_error_shift_difference"}
+
+
+def error_cells(layout: Layout, method: str, w: np.ndarray) -> Cells:
+    """The error-based cells of a label-free method on labelled regression data:
+    ``mean_error_difference`` per group (distribution method) or
+    ``mean_error_shift_difference`` per (group, context) (shift method); ``{}`` otherwise."""
+    metric = ERROR_CELLS.get(method)
+    if metric is None or not layout.regression or layout.truth is None:
+        return {}
+    t, p = layout.truth, layout.pred
+    if method == SHIFT:
+        keys = [(g, c) for g in layout.names for c in layout.context_names]
+        return {metric: (keys, error_shift_differences(layout, w, t, p))}
+    return {metric: ([(g,) for g in layout.names], mean_error_differences(layout, w, t, p))}
+
+
 def compute_cells(layout: Layout, method: str, w: np.ndarray, t: np.ndarray | None,
                   p: np.ndarray, min_samples: int) -> Cells:
     """All Delta cells of ``method`` for rows of weights ``w``."""
@@ -499,6 +559,9 @@ ACCENT_THRESHOLDS = {  # fairness_accent (catalogue §3.2)
     "mean_difference": "abs < 0.075", "relative_difference_per_bin": "abs < 0.225",
     "relative_difference_per_class": "abs < 0.225"}
 GROUP_QUALITY = {"ccc": "> 0.5", "uar": "> 0.5"}
+#: labelled regression data: the signed mean error of a group against the rest (as
+#: fairness_sex's) carries the verdict of the label-free accent and language tests
+ERROR_THRESHOLD = {"mean_error_difference": "abs < 0.075"}
 NO_QUALITY_DELTAS = {m: None for m in SEX_THRESHOLDS}
 NO_DISTRIBUTION = {m: None for m in ACCENT_THRESHOLDS}
 
@@ -645,6 +708,17 @@ class GroupFairness(Check):
             if with_quality:
                 boot.update(group_quality_cells(layout, w))
         limits = self.calibrate(ctx, target, layout, method, min_samples, cells, out)
+        # labelled regression data: a label-free method gains its error-based cell (signed
+        # mean error, or its shift), which carries the verdict; the label-free cells stay,
+        # judged as secondary (they can fail a test but, underpowered, never block a pass)
+        secondary: set[str] = set()
+        if has_truth and ERROR_CELLS.get(method) in self.thresholds:
+            extra_cells = error_cells(layout, method, ones)
+            if extra_cells:
+                secondary = {m for m in cells if m != quality_id}
+                cells = {**extra_cells, **cells}
+                if boot:
+                    boot = {**error_cells(layout, method, w), **boot}
         sizes = dict(zip(layout.names, (b - a for a, b in layout.bounds)))
         for metric_id, (keys, values) in cells.items():
             threshold = limits.get(metric_id)
@@ -660,6 +734,10 @@ class GroupFairness(Check):
                 if metric_id == quality_id:
                     extra["role"] = "group quality"
                     n = self._labelled_n(layout, key)
+                elif metric_id in secondary:
+                    extra["role"] = SECONDARY
+                elif metric_id in ERROR_CELLS.values():
+                    n = self._labelled_n(layout, key) if len(key) == 1 else n
                 m = Measurement(metric_id, value, group=SEP.join(key), ci=ci, n=n, extra=extra,
                                 replicates=reps if np.isfinite(value) else None)
                 if not np.isfinite(value):
@@ -973,7 +1051,7 @@ class FairnessAccent(GroupFairness):
 
     id = "fairness_accent"
     description = "prediction distribution of each accent against all accents"
-    metrics = {**ACCENT_THRESHOLDS, **GROUP_QUALITY, **NO_QUALITY_DELTAS}
+    metrics = {**ACCENT_THRESHOLDS, **GROUP_QUALITY, **NO_QUALITY_DELTAS, **ERROR_THRESHOLD}
     defaults = {**COMMON_DEFAULTS, "column": "accent", "method": DISTRIBUTION,
                 "samples": None, "min_group_size": 60}
 
@@ -990,7 +1068,7 @@ class FairnessLanguage(GroupFairness):
     description = "prediction distribution of each language against all languages"
     metrics = {"mean_difference": "abs < 0.03", "relative_difference_per_bin": "abs < 0.1",
                "relative_difference_per_class": "abs < 0.1", **GROUP_QUALITY,
-               **NO_QUALITY_DELTAS}
+               **NO_QUALITY_DELTAS, **ERROR_THRESHOLD}
     defaults = {**COMMON_DEFAULTS, "column": "language", "method": DISTRIBUTION,
                 "samples": 2000}
 
@@ -1006,7 +1084,8 @@ class FairnessLinguisticSentiment(GroupFairness):
 
     id = "fairness_linguistic_sentiment"
     description = "shift of predictions with lexical sentiment, per language"
-    metrics = {"mean_shift_difference": "abs < 0.025",
+    metrics = {"mean_error_shift_difference": "abs < 0.075",
+               "mean_shift_difference": "abs < 0.025",
                "bin_proportion_shift_difference": "abs < 0.075",
                "class_proportion_shift_difference": "abs < 0.075"}
     defaults = {**COMMON_DEFAULTS, "column": "language", "method": SHIFT, "samples": 2000,
@@ -1053,7 +1132,7 @@ class FairnessLinguisticSentiment(GroupFairness):
         if len(names) < 2:
             raise Skip(f"needs at least 2 languages with {col} labels in column "
                        f"{self.params['column']!r}; found {len(names)}")
-        layout = self._make_layout(ctx, names, bounds, ids, pred, None, regression, labels,
+        layout = self._make_layout(ctx, names, bounds, ids, pred, truth, regression, labels,
                                    contexts, all_ctx)
         self._skipped_cells = skipped
         return layout

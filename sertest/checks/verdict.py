@@ -45,6 +45,10 @@ from dataclasses import dataclass
 from ..errors import UsageError
 
 PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED = "pass", "fail", "inconclusive", "error", "skipped"
+#: ``extra["role"]`` of a cell that supports a test's primary cells without carrying its
+#: verdict (a label-free distribution cell beside its error-based counterpart, see
+#: :mod:`sertest.checks.fairness`): judged like a breakdown cell
+SECONDARY = "secondary"
 GATED = "gated"  # judged, but the model is not competent on the dimension (see judge_audit)
 INFO = "info"  # a measurement shown without a threshold
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED, GATED)
@@ -68,7 +72,17 @@ class Threshold:
         if not m:
             raise UsageError(f"{where}: cannot read threshold {text!r}; write e.g. '> 0.5', "
                              "'< 0.1' or 'abs < 0.075'")
-        return cls(op=m.group(2), limit=float(m.group(3)), absolute=bool(m.group(1)))
+        limit, absolute = float(m.group(3)), bool(m.group(1))
+        if not math.isfinite(limit):
+            raise UsageError(f"{where}: threshold {text!r} has no finite limit; write a number "
+                             "such as '> 0.5'")
+        if absolute and limit <= 0:
+            # |x| < 0 never holds and |x| > -0.5 always does: such a threshold judges nothing
+            raise UsageError(f"{where}: threshold {text!r} compares an absolute value with "
+                             f"{limit:g}, which no absolute value is below (or every one "
+                             "reaches), so it judges nothing; an absolute limit must be "
+                             "positive, e.g. 'abs < 0.075'")
+        return cls(op=m.group(2), limit=limit, absolute=absolute)
 
     @property
     def text(self) -> str:
@@ -254,8 +268,12 @@ def judge_entry(measurements: list, threshold_for, confidence: float = 0.95) -> 
 
 
 def _breakdown(m) -> bool:
-    """A breakdown cell: one bin or class of a group (not the group's own summary)."""
-    return bool(m.extra.get("bin") or m.extra.get("class")) if m.extra else False
+    """A breakdown cell: one bin or class of a group (not the group's own summary), or a
+    secondary cell (:data:`SECONDARY`)."""
+    if not m.extra:
+        return False
+    return bool(m.extra.get("bin") or m.extra.get("class")
+                or m.extra.get("role") == SECONDARY)
 
 
 def _exempt(m) -> bool:
@@ -296,7 +314,8 @@ def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) ->
         text = (f"underpowered: {len(low)} of {judged} judged cells cannot reach a verdict on "
                 f"this data{need}")
         if weak and not weak_primary and (passes or fails or unsure):
-            text += f"; {len(weak)} breakdown cell(s) left out, the verdict rests on the others"
+            text += (f"; {len(weak)} breakdown or secondary cell(s) left out, the verdict "
+                     "rests on the others")
         out["flags"].append({"kind": "underpowered", "text": text})
     if fails:
         worst = fails[0]

@@ -60,9 +60,9 @@ threshold counts as calibrated), else the suite's:
   ``mean_difference`` (group against the combined set of ``k`` equally sized groups, moved
   by ``m (k - 1) / k``): ``m = t k / (k - 1)``; emotion, ``uar_difference``: that formula
   as a share of moved items (approximate: only correctly classified items lose recall);
-* lexical sentiment, ``mean_shift_difference`` (emotion:
-  ``class_proportion_shift_difference``) ``abs < t`` over ``L`` languages:
-  ``m = t L / (L - 1)``;
+* lexical sentiment, ``mean_error_shift_difference`` (labelled data) or
+  ``mean_shift_difference`` (emotion: ``class_proportion_shift_difference``) ``abs < t``
+  over ``L`` languages: ``m = t L / (L - 1)``;
 * sensitivity, fraction ``unchanged > t`` with tolerance ``tau``: the most affected of the
   test's comparisons (condition against its baseline, severities ``s_c``, ``s_b``) keeps a
   share ``t`` of items within ``tau`` when ``m sqrt(s_c^2 + s_b^2) = tau / Phi^-1((1 + t) /
@@ -558,7 +558,7 @@ DEFECTS: dict[str, Defect] = {d.id: d for d in (
            (0.025, 0.05, 0.1, 0.2), "A/D/V units (emotion: share of items moved)",
            _in("fairness_linguistic_sentiment"), _prepare_lexical, _apply_lexical,
            _level_threshold,
-           {"regression": ("mean_shift_difference",),
+           {"regression": ("mean_error_shift_difference", "mean_shift_difference"),
             "classification": ("class_proportion_shift_difference",)}),
     Defect("constant",
            "predictions shrunk toward their mean: (1 - m) y + m mean (emotion: share m "

@@ -1,7 +1,11 @@
 """The oracle: a model that knows the truth up to a little item-seeded noise.
 
 Dimensions: the label plus Gaussian noise of standard deviation ``sigma`` (0.1 by default),
-clipped to the model's declared range; the noise is drawn per item from
+**not** clipped to the model's declared range: clipping would make the error depend on the
+label (an item labelled 0 could only be over-predicted, by 0.04 on average for sigma 0.1),
+and so on every group whose labels lie nearer the ends of the scale - a bias the oracle must
+not have.  The engine accepts outputs up to 0.5 outside the range without clipping; the
+noise is drawn per item from
 ``derive_rng(seed, "validate", "oracle", item id)``, so it is independent of the item's group
 and of the condition, and the oracle predicts the same for an item under every perturbation
 (and for the renditions of one utterance, items sharing a ``pair`` value).
@@ -50,7 +54,7 @@ def oracle_frame(setup: Setup, ids, sigma: float = DEFAULT_SIGMA,
         else:
             truth, fill = np.full(len(ids), np.nan), 0.5
         truth = np.where(np.isnan(truth), fill, truth)
-        out[d] = setup.clip(truth + sigma * z[:, j])
+        out[d] = truth + sigma * z[:, j]
     if classes:
         k = len(classes)
         index = {c: i for i, c in enumerate(classes)}
