@@ -1,6 +1,16 @@
-"""Local Hugging Face folders of the wav2vec2 / WavLM teacher family.
+"""Hugging Face folders and hub ids: the dispatcher, and the teacher-family adapter.
 
-Supported layouts (see :mod:`sertest.models.arch.teacher`):
+:func:`load_hf` takes a local folder or a hub id (``org/name[@revision]``, resolved from
+the local Hugging Face cache by :mod:`sertest.models.hub`; a local path of that name
+wins) and picks the layout from the folder:
+
+- sertest's teacher (``sertest_head.json``) or audEERING's
+  ``Wav2Vec2ForSpeechClassification`` / ``WavLMForSpeechClassification`` layout
+  (``architectures`` in ``config.json``): :class:`HFModel` below;
+- anything else: a ``transformers`` audio-classification model with its feature
+  extractor, :class:`sertest.models.hf_auto.AutoAudioModel`.
+
+Teacher-family layouts (see :mod:`sertest.models.arch.teacher`):
 
 - audEERING's ``Wav2Vec2ForSpeechClassification``-style folders: ``config.json`` with
   ``id2label`` = arousal/dominance/valence, weights ``wav2vec2.*`` (or ``wavlm.*``) and
@@ -13,12 +23,13 @@ Processing: per-utterance z-normalisation of the waveform, ``(x − mean)/sqrt(v
 1e-7)`` (as audEERING's processor), encoder, mean over time of the last hidden state,
 regression head → dimensions; categorical head → softmax probabilities.
 
-Nothing is ever downloaded: the target must be an existing local folder, and the
-Hugging Face offline switches are set before ``transformers`` is imported.
+Loading reads the local folder only; a hub id is downloaded only where the user allowed
+it (see :mod:`sertest.models.hub`).  ``trust_remote_code`` is never enabled.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -27,23 +38,24 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from .base import CATEGORIES, DIMENSIONS, Model, ModelInfo, file_digest, path_size
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Idle OpenMP threads sleep rather than spin (only effective if torch is not imported yet):
 # spinning threads made torch ~10x slower on an oversubscribed machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from .arch.teacher import HEAD_FILE  # noqa: E402
+
 
 class HFModel(Model):
     """A teacher-family model loaded from a local folder."""
 
-    def __init__(self, folder: str, *, name: str | None = None, threads: int | None = None
-                 ) -> None:
+    def __init__(self, folder: str, *, name: str | None = None, threads: int | None = None,
+                 source: dict[str, Any] | None = None) -> None:
         from .arch.teacher import load_teacher
 
         self.path = os.path.abspath(folder)
+        self.source = source
         self.name = name or os.path.basename(os.path.normpath(folder))
         self.sampling_rate = 16000
         self._threads = int(threads) if threads else None
@@ -100,20 +112,64 @@ class HFModel(Model):
             dimensions=self.dimensions, classes=self.classes,
             parameters=sum(int(p.numel()) for p in self.model.parameters()),
             file_size=path_size(self.path), path=self.path,
-            extra={"model_type": cfg.model_type, "hidden_size": cfg.hidden_size,
+            extra={"layout": "teacher" if os.path.isfile(os.path.join(self.path, HEAD_FILE))
+                   else "audEERING", "model_type": cfg.model_type,
+                   "hidden_size": cfg.hidden_size,
                    "layers": cfg.num_hidden_layers, "pooling": "mean",
-                   "normalisation": "per-utterance z-score"})
+                   "normalisation": "per-utterance z-score",
+                   **({"hub": dict(self.source)} if self.source else {})})
+
+
+def detect_layout(folder: str) -> str:
+    """``teacher`` (sertest's or audEERING's layout, :class:`HFModel`) or ``auto``
+    (a transformers audio-classification model)."""
+    if os.path.isfile(os.path.join(folder, HEAD_FILE)):
+        return "teacher"
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder}/config.json: cannot read it: {exc}") from exc
+    archs = [str(a) for a in (raw.get("architectures") or [])] if isinstance(raw, dict) else []
+    if archs and all(a.endswith("ForSpeechClassification") for a in archs):
+        return "teacher"   # audEERING's custom class, not part of transformers
+    return "auto"
 
 
 def load_hf(target: str, name: str | None = None, threads: int | None = None,
-            **_: Any) -> Model:
-    """Load a local teacher-family folder (see the module docstring)."""
+            labels: Any = None, allow_download: bool | None = None, **_: Any) -> Model:
+    """Load a local Hugging Face folder or a hub id (see the module docstring).
+
+    Args:
+        target: folder, or ``org/name[@revision]`` when no such path exists.
+        name: display name (default: the folder's or repository's name).
+        threads: ``torch.set_num_threads``.
+        labels: output names, used only where ``id2label`` holds generic ``LABEL_n`` names.
+        allow_download: fetch a hub id missing from the cache (default:
+            ``SERTEST_ALLOW_DOWNLOAD``); ``HF_HUB_OFFLINE`` always forbids it.
+    """
+    from .callable import parse_labels
+    from .hub import parse_hub_id, resolve_hub_id
+
+    source = None
+    folder = target
     if not os.path.isdir(target):
-        raise UsageError(
-            f"--model {target!r}: no such folder. sertest never downloads models: pass a "
-            "local folder (config.json + model.safetensors or pytorch_model.bin), e.g. one "
-            "saved with save_pretrained")
-    if not os.path.isfile(os.path.join(target, "config.json")):
-        raise UsageError(f"--model {target!r}: the folder has no config.json; pass a local "
-                         "Hugging Face model folder")
-    return HFModel(target, name=name, threads=threads)
+        parsed = parse_hub_id(target)
+        if parsed is None or os.path.exists(target):
+            raise UsageError(
+                f"--model {target!r}: no such folder. Pass a local folder (config.json + "
+                "model.safetensors or pytorch_model.bin, e.g. one saved with save_pretrained) "
+                "or a Hugging Face hub id org/name[@revision]")
+        snapshot = resolve_hub_id(*parsed, allow_download=allow_download)
+        folder, source = snapshot.folder, snapshot.to_dict()
+        name = name or parsed[0].split("/")[1]
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise UsageError(f"--model {target!r}: {folder} has no config.json; pass a local "
+                         "Hugging Face model folder (saved with save_pretrained)")
+    name = name or os.path.basename(os.path.normpath(folder))
+    if detect_layout(folder) == "teacher":
+        return HFModel(folder, name=name, threads=threads, source=source)
+    from .hf_auto import AutoAudioModel
+
+    return AutoAudioModel(folder, name=name, labels=parse_labels(labels), threads=threads,
+                          source=source)

@@ -165,7 +165,7 @@ def _load_torchscript(path: str) -> tuple[Any, list[str] | None]:
 def _load_factory(target: str, weights: str | None) -> tuple[Any, list[str], list[str]]:
     spec, sep, weights_in_spec = target.partition("=")
     weights = weights_in_spec if sep else weights
-    factory, source = resolve_function(spec)
+    factory, source = resolve_function(spec, kind="torch")
     try:
         module = factory()
     except Exception as exc:  # noqa: BLE001
@@ -173,7 +173,8 @@ def _load_factory(target: str, weights: str | None) -> tuple[Any, list[str], lis
                          f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"--model torch:{target}: factory {spec!r} returned "
-                         f"{type(module).__name__}, not a torch.nn.Module")
+                         f"{type(module).__name__}, not a torch.nn.Module; for a plain function "
+                         f"f(signals, sampling_rate) use --model callable:{spec}")
     files = [source] if source else []
     if weights:
         if not os.path.isfile(weights):
@@ -207,7 +208,8 @@ def load_torch(target: str, name: str | None = None, labels: Any = None,
                           files=[target], kind="torchscript", threads=threads, spec=target)
     if ":" not in target.partition("=")[0]:
         raise UsageError(f"--model torch:{target}: no such TorchScript file, and not a "
-                         "'package.module:factory=weights.pt' spec")
+                         "'torch:package.module:factory=weights.pt' or "
+                         "'torch:path/to/file.py:factory=weights.pt' spec")
     module, files, size_files = _load_factory(target, weights)
     factory_name = target.partition("=")[0].rpartition(":")[2]
     return TorchModel(module, name=name or factory_name, labels=label_list,
