@@ -4,8 +4,11 @@ Exit codes of ``sertest run``: 0 no entry of a candidate model is ``fail`` or ``
 (``pass``, ``skipped``, ``gated`` and ``inconclusive`` entries are allowed; with ``--strict``
 ``inconclusive`` is not); 1 some candidate entry is ``fail`` or ``error`` (a crashed check,
 predictions the model failed to produce, a failing ``model_health``), or with ``--strict``
-``inconclusive``; 2 usage or input error (bad option, manifest, suite or model); 3 internal
-error; 130 interrupted.  The random baselines' entries never set the exit code.
+``inconclusive``; 2 usage or input error (bad option, manifest, suite or model; a results
+folder ``report``/``compare`` cannot read; a named file that cannot be read or written); 3
+internal error (one line on stderr, the traceback in a log file under ``$SERTEST_LOG_DIR`` or
+``TMPDIR/sertest-logs``; a report that could not be rendered, results.json written); 130
+interrupted.  The random baselines' entries never set the exit code.
 """
 
 from __future__ import annotations
@@ -34,10 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--model", "-m", action="append", required=True, metavar="[NAME=]SPEC",
                      help="model to audit (repeatable): file.onnx, audonnx or HF folder, "
                           "model.pt, torch:pkg.mod:factory=weights.pt, callable:pkg.mod:fn, "
-                          "random:gaussian, random:categorical, random:constant")
+                          "random:gaussian, random:categorical, random:constant, or a Hugging "
+                          "Face hub id org/name[@revision] read from the local cache (an "
+                          "existing local path of that name wins)")
+    run.add_argument("--allow-download", action="store_true",
+                     help="let hub ids missing from the local Hugging Face cache be "
+                          "downloaded (also SERTEST_ALLOW_DOWNLOAD=1; HF_HUB_OFFLINE=1 still "
+                          "forbids it); without it nothing is downloaded")
     run.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
-                     help="CSV/Parquet manifest, audformat folder or folder of audio "
-                          "(default: the bundled corpus)")
+                     help="CSV/Parquet manifest, audformat folder (FOLDER::TABLE chooses its "
+                          "table) or folder of audio (default: the bundled corpus)")
+    run.add_argument("--label-range", metavar="MIN:MAX",
+                     help="the data's label scale, mapped to [0, 1]: e.g. 1:7 for every "
+                          "dimension or arousal=1:7,valence=1:5 (use --label-range=-1:1 for a "
+                          "negative minimum); overrides a manifest's '# sertest: label_range' "
+                          "line and audformat scheme bounds")
+    run.add_argument("--label-map", metavar="DATA=MODEL,...",
+                     help="rename the data's emotion classes to the model's, e.g. "
+                          "angry=anger,happy=happiness, or a YAML/JSON file holding the mapping")
     run.add_argument("--suite", "-s", default="quick",
                      help="suite YAML or bundled suite name (default: quick)")
     run.add_argument("--out", "-o", default="sertest-results", help="output folder")
@@ -58,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", help="stop at the first item error")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                      help="per-batch model timeout; a model that hangs is skipped and reported")
+    run.add_argument("--isolate", dest="isolate", action="store_true", default=None,
+                     help="run each model in supervised worker processes: a model that "
+                          "crashes (segfault, abort, out of memory) costs only its own results "
+                          "(default: $SERTEST_ISOLATE=1, else off)")
+    run.add_argument("--no-isolate", dest="isolate", action="store_false")
     run.add_argument("--no-profile", dest="profile", action="store_false",
                      help="skip the efficiency profile (peak RAM, real-time factor per model)")
     run.add_argument("--executor", choices=["local", "dask"], default="local",
@@ -111,7 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--suite", "-s", default="default",
                      help="suite YAML or bundled suite name (default: default)")
     val.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
-                     help="data with labels (default: the bundled corpus)")
+                     help="data with labels; FOLDER::TABLE chooses an audformat table "
+                          "(default: the bundled corpus)")
+    val.add_argument("--label-range", metavar="MIN:MAX",
+                     help="the data's label scale, mapped to [0, 1]: e.g. 1:7 for every "
+                          "dimension or arousal=1:7,valence=1:5 (use --label-range=-1:1 for a "
+                          "negative minimum); overrides a manifest's '# sertest: label_range' "
+                          "line and audformat scheme bounds")
+    val.add_argument("--label-map", metavar="DATA=MODEL,...",
+                     help="rename the data's emotion classes to the model's, e.g. "
+                          "angry=anger,happy=happiness, or a YAML/JSON file holding the mapping")
     val.add_argument("--resamples", "-r", type=int, default=None,
                      help="speaker resamples (default 20; 5 with --quick)")
     val.add_argument("--share", type=float, default=0.8,
@@ -178,6 +209,8 @@ def _cache(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sertest: %(message)s")
+    for handler in logging.getLogger().handlers:  # the CLI reports these itself, in one line
+        handler.addFilter(lambda record: not getattr(record, "render_failure", False))
     if not args.command:
         _parser().print_help()
         return 2
@@ -194,28 +227,91 @@ def main(argv: list[str] | None = None) -> int:
         print("sertest: interrupted; finished predictions are cached, re-run to resume",
               file=sys.stderr)
         return 130
-    except Exception:  # noqa: BLE001 - a bug of sertest: exit 3, never 1 ("tests failed")
-        import traceback
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug of sertest
+            return _internal_error(exc)
+        # a file or folder that cannot be read or written (permissions, disk full): input
+        print(f"sertest: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug of sertest: exit 3, never 1 ("tests failed")
+        return _internal_error(exc)
 
-        traceback.print_exc()
-        print("sertest: internal error (a bug of sertest, please report it)", file=sys.stderr)
-        return 3
+
+def _internal_error(exc: BaseException, what: str = "") -> int:
+    """Exit 3: one line on stderr naming the error and the log holding the traceback."""
+    import traceback
+
+    from .errors import one_line, write_error_log
+
+    log = write_error_log(f"sertest {__version__}: {' '.join(sys.argv)}\n"
+                          + "".join(traceback.format_exception(exc)))
+    where = f"traceback in {log}" if log else "the traceback could not be logged"
+    print(f"sertest: internal error{what} (a bug of sertest, please report it): "
+          f"{one_line(exc)}; {where}", file=sys.stderr)
+    if log is None:
+        traceback.print_exception(exc)
+    return 3
+
+
+def _check_renderers(names: list[str]) -> None:
+    """--format names known renderers (checked before the audit runs)."""
+    from .errors import UsageError
+    from .report import RENDERERS
+
+    unknown = [n for n in names if n not in RENDERERS]
+    if unknown:
+        raise UsageError(f"--format {','.join(names)}: unknown report(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(RENDERERS)} ('' for none)")
+
+
+def _render_failures(results) -> int:
+    """Exit 3 when a report could not be rendered (results.json was written): one line."""
+    from .errors import write_error_log
+
+    failures = results.render_failures
+    log = write_error_log("".join(tb for _, _, tb in failures))
+    names = ", ".join(f"{name} ({message})" for name, message, _ in failures)
+    where = f"traceback in {log}" if log else "the traceback could not be logged"
+    print(f"sertest: internal error (a bug of sertest, please report it): report(s) not "
+          f"written: {names}; results.json and the other reports were; {where}",
+          file=sys.stderr)
+    return 3
 
 
 def _run(args) -> int:
+    from .data.labels import header_lines
     from .engine import audit
     from .report.terminal import summary_text
 
-    renderers = [r for r in args.renderers.split(",") if r.strip()]
+    renderers = [r.strip() for r in args.renderers.split(",") if r.strip()]
+    _check_renderers(renderers)
+    if args.allow_download:   # read by sertest.models.hub, also in profiling subprocesses
+        from .models.hub import ALLOW_DOWNLOAD_ENV
+
+        previous = os.environ.get(ALLOW_DOWNLOAD_ENV)
+        os.environ[ALLOW_DOWNLOAD_ENV] = "1"
+        try:
+            return _run(argparse.Namespace(**{**vars(args), "allow_download": False}))
+        finally:
+            if previous is None:
+                os.environ.pop(ALLOW_DOWNLOAD_ENV, None)
+            else:
+                os.environ[ALLOW_DOWNLOAD_ENV] = previous
     results = audit(args.model, args.data, args.suite, out=args.out, seed=args.seed,
                     jobs=args.jobs, cache=False if args.no_cache else args.cache,
                     baselines=not args.no_baselines, reference=args.reference,
                     labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
                     allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
                     renderers=renderers, executor=args.executor, scheduler=args.scheduler,
-                    timeout=args.timeout, profile=args.profile)
-    print(summary_text(results, verbose=args.verbose))
+                    timeout=args.timeout, profile=args.profile, isolate=args.isolate,
+                    label_range=args.label_range, label_map=args.label_map)
+    head, _, rest = summary_text(results, verbose=args.verbose).partition("\n")
+    # the run header: the data's table, label scales and class names as audited
+    print("\n".join([head] + [f"  {line}" for line in header_lines(results.doc["dataset"])]
+                    + ([rest] if rest else [])))
     print(f"\nwrote {os.path.join(args.out, 'results.json')}")
+    if results.render_failures:
+        return _render_failures(results)
     return results.exit_code(strict=args.strict)
 
 
@@ -224,7 +320,13 @@ def _validate(args) -> int:
     from .validate import validate
     from .validate.report import targets
 
-    result = validate(args.model, args.data, args.suite, resamples=args.resamples,
+    data = args.data
+    if args.label_range or args.label_map:
+        from .data import load_dataset
+
+        data = load_dataset(args.data, allow_outside_root=args.allow_outside_root,
+                            label_range=args.label_range, label_map=args.label_map)
+    result = validate(args.model, data, args.suite, resamples=args.resamples,
                       seed=args.seed, share=args.share, defects=args.defects,
                       quick=args.quick, magnitudes=_numbers(args.magnitudes, "--magnitudes"),
                       sigma=args.oracle_sigma,
@@ -260,11 +362,13 @@ def _report(args) -> int:
     from .report import render_all
     from .results import Results
 
+    renderers = [r.strip() for r in args.renderers.split(",") if r.strip()]
+    _check_renderers(renderers)
     results = Results.load(args.results)
     folder = args.results if os.path.isdir(args.results) else os.path.dirname(args.results)
-    for path in render_all(results, folder, [r for r in args.renderers.split(",") if r]):
+    for path in render_all(results, folder, renderers, failures=results.render_failures):
         print(f"wrote {path}")
-    return 0
+    return _render_failures(results) if results.render_failures else 0
 
 
 def _compare(args) -> int:

@@ -10,18 +10,25 @@ Schema ``sertest/results@1`` (documented in docs/results-schema.md):
 * ``items``: ``{total, errors: [{id, file, stage, error, condition, model}]}``;
 * ``summary``: ``{models: {NAME: {score, topics: {topic: score}, counts: {verdict: n}}}}``.
 
+* ``non_finite`` (only when a number was NaN or infinite): ``{count, reason, places}``.
+
 Wall-clock figures never enter results.json (they go to ``timings.json``), so the same
-seed gives a byte-identical document.
+seed gives a byte-identical document.  A :class:`Results` holds finite numbers only and
+paths relative to the data root or the model's folder (:mod:`sertest.report.published`),
+and writes its folder at once (:mod:`sertest.report.publish`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Iterable
 
 from .checks.verdict import (ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, competence_table,
                              score)
+from .errors import DataError, OutputError
+from .report.published import make_finite, make_relative
 
 SCHEMA = "sertest/results@2"
 #: older schemas that can still be read (rendered, compared)
@@ -32,6 +39,7 @@ _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
 _SPACE = __import__("re").compile(r"\s+")
 TOPICS = ("correctness", "fairness", "robustness")
+log = logging.getLogger("sertest")
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +94,25 @@ class Results:
 
     def __init__(self, doc: dict[str, Any], timings: dict[str, Any] | None = None,
                  path: str | None = None, replicates: dict[str, Any] | None = None) -> None:
-        if doc.get("schema") not in READABLE:
-            raise ValueError(f"not a sertest results document (schema {doc.get('schema')!r}, "
+        if not isinstance(doc, dict) or doc.get("schema") not in READABLE:
+            schema = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+            raise ValueError(f"not a sertest results document (schema {schema!r}, "
                              f"expected {SCHEMA!r})")
+        missing = [k for k in ("models", "tests") if not isinstance(doc.get(k), list)]
+        if missing:
+            raise ValueError(f"not a complete sertest results document (no {missing[0]!r} list)")
+        # what is published holds finite numbers only and no absolute paths of this machine;
+        # the roots the paths are relative to stay in timings.json (see report/published.py)
+        make_finite(doc)
         self.doc = doc
-        self.timings = timings or {}
+        self.timings = dict(timings or {})
+        make_finite(self.timings, record=False)
+        roots = make_relative(doc)
+        if roots:
+            self.timings["paths"] = roots
         self.path = path
+        #: renderers that raised while writing: [(name, "Type: message", traceback text)]
+        self.render_failures: list[tuple[str, str, str]] = []
         #: bootstrap replicates per cell ("model|test|dimension|metric|group" -> array),
         #: written to replicates.npz; every model saw the same resamples, so differences of
         #: two models' replicates are paired bootstraps of their difference
@@ -151,34 +172,84 @@ class Results:
         return _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
                                text) + "\n"
 
-    def write(self, out: str, renderers: Iterable[str] = ("html", "junit", "markdown")) -> None:
-        """Write results.json, timings.json and the requested renderings into ``out``."""
-        os.makedirs(out, exist_ok=True)
-        _atomic_write(os.path.join(out, "results.json"), self.to_json())
-        if self.timings:
-            _atomic_write(os.path.join(out, "timings.json"),
-                          json.dumps(self.timings, indent=1, sort_keys=True) + "\n")
-        if self.replicates:
-            _write_replicates(os.path.join(out, REPLICATES), self.replicates)
-        self.path = os.path.join(out, "results.json")
-        from .report import render_all
+    @property
+    def data_root(self) -> str | None:
+        """The absolute folder the document's data paths are relative to, where known."""
+        return (self.timings.get("paths") or {}).get("data_root")
 
-        render_all(self, out, renderers)
+    def write(self, out: str, renderers: Iterable[str] = ("html", "junit", "markdown")) -> None:
+        """Write results.json, timings.json, replicates.npz and the requested renderings into
+        ``out``, all at once (:mod:`sertest.report.publish`: a reader never sees files of two
+        runs side by side).  A renderer that raises costs only its own file: the others and
+        results.json are written and the failure is kept in :attr:`render_failures`."""
+        from .report import render_all
+        from .report.publish import OutputFolder
+
+        text = self.to_json()  # fails before anything is touched, if it fails
+        self.render_failures = []
+        try:
+            with OutputFolder(out) as folder:
+                _write_synced(folder.path("results.json"), text)
+                if self.timings:
+                    _write_synced(folder.path("timings.json"),
+                                  json.dumps(self.timings, indent=1, sort_keys=True,
+                                             allow_nan=False) + "\n")
+                if self.replicates:
+                    _write_replicates(folder.path(REPLICATES), self.replicates)
+                render_all(self, folder.staging, renderers, failures=self.render_failures,
+                           atomic=False)
+                folder.commit()
+        except OSError as exc:  # disk full, read-only, a file where the folder should be
+            kept = _rescue(text)
+            raise OutputError(f"--out {out}: cannot write the results ({exc.strerror or exc}"
+                              f"{': ' + str(exc.filename) if exc.filename else ''}); "
+                              + (f"results.json kept as {kept}; " if kept else "")
+                              + "free disk space or choose another folder") from exc
+        self.path = os.path.join(os.path.abspath(out), "results.json")
+        for name, message, _ in self.render_failures:
+            log.error("the %s report could not be written (%s); results.json and the other "
+                      "reports were", name, message, extra={"render_failure": True})
 
     @classmethod
     def load(cls, path: str) -> "Results":
         """Read results.json (or the folder holding it) and timings.json beside it."""
         if os.path.isdir(path):
             path = os.path.join(path, "results.json")
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        timings = {}
-        tpath = os.path.join(os.path.dirname(path), "timings.json")
-        if os.path.exists(tpath):
-            with open(tpath, encoding="utf-8") as fh:
+        hint = "give a folder written by 'sertest run' (or its results.json), or run the audit again"
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file; {hint}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read the results document ({exc}); {hint}") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON (truncated or damaged: {exc.msg} at line "
+                            f"{exc.lineno}, column {exc.colno}); {hint}") from None
+        except (ValueError, RecursionError) as exc:  # absurd numbers or nesting
+            raise DataError(f"{path}: cannot read the results document ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); {hint}") from None
+        folder = os.path.dirname(path)
+        timings: dict[str, Any] = {}
+        try:
+            with open(os.path.join(folder, "timings.json"), encoding="utf-8") as fh:
                 timings = json.load(fh)
-        return cls(doc, timings, path, read_replicates(os.path.join(os.path.dirname(path),
-                                                                    REPLICATES)))
+            if not isinstance(timings, dict):
+                raise ValueError("not a JSON object")
+        except FileNotFoundError:
+            timings = {}
+        except (OSError, ValueError) as exc:  # wall-clock figures only: go on without them
+            log.warning("%s: ignored (%s)", os.path.join(folder, "timings.json"), exc)
+            timings = {}
+        try:
+            replicates = read_replicates(os.path.join(folder, REPLICATES))
+        except Exception as exc:  # noqa: BLE001 - a damaged npz: compare works without it
+            log.warning("%s: ignored, cannot be read (%s)", os.path.join(folder, REPLICATES), exc)
+            replicates = {}
+        try:
+            return cls(doc, timings, path, replicates)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}; {hint}") from None
 
 
 class TestView:
@@ -212,14 +283,14 @@ REPLICATES = "replicates.npz"
 
 
 def _write_replicates(path: str, replicates: dict[str, Any]) -> None:
-    """Replicates as float32 arrays in one compressed .npz (keys listed in ``__keys__``)."""
+    """Replicates as float32 arrays in one compressed .npz (keys listed in ``__keys__``);
+    ``path`` is inside a staging folder, published with the rest."""
     import numpy as np
 
     keys = sorted(replicates)
     arrays = {f"r{i}": np.asarray(replicates[k], dtype=np.float32) for i, k in enumerate(keys)}
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez_compressed(tmp, __keys__=np.asarray(keys, dtype=object).astype(str), **arrays)
-    os.replace(tmp, path)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, __keys__=np.asarray(keys, dtype=object).astype(str), **arrays)
 
 
 def read_replicates(path: str) -> dict[str, Any]:
@@ -233,10 +304,27 @@ def read_replicates(path: str) -> dict[str, Any]:
         return {k: data[f"r{i}"].astype(np.float64) for i, k in enumerate(keys)}
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+def _rescue(text: str) -> str | None:
+    """Keep a results document that ``out`` could not take in the error log folder
+    (:func:`sertest.errors.error_log_dir`); its path, or None."""
+    import time
+
+    from .errors import error_log_dir
+
+    try:
+        folder = error_log_dir()
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, time.strftime("results-%Y%m%d-%H%M%S") + f"-{os.getpid()}.json")
+        _write_synced(path, text)
+        return path
+    except OSError:
+        return None
+
+
+def _write_synced(path: str, text: str) -> None:
+    """Write ``text`` and flush it to disk (results.json survives a power cut once
+    published)."""
+    with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -16,7 +16,9 @@ Format::
                                                       # holds one of these values (null =
                                                       # empty or no such column)
 
-Unknown keys are refused with their name; YAML is loaded with ``yaml.safe_load``.
+Unknown keys are refused with their name; YAML is loaded with ``yaml.SafeLoader`` (no
+Python objects), refusing aliases that would expand a small file into a huge document
+(:func:`safe_load_bounded`).
 """
 
 from __future__ import annotations
@@ -95,9 +97,10 @@ def load_suite(suite: str | dict = "quick") -> Suite:
             raw = fh.read()
         digest = hashlib.sha256(raw).hexdigest()
         try:
-            doc = yaml.safe_load(raw.decode("utf-8"))
-        except yaml.YAMLError as exc:
-            raise UsageError(f"{path}: invalid YAML: {exc}") from exc
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}: not UTF-8 text ({exc}); save the suite as UTF-8") from None
+        doc = safe_load_bounded(text, path)
     where = path or "suite"
     if not isinstance(doc, dict):
         raise UsageError(f"{where}: a suite must be a mapping with a 'tests' list")
@@ -142,7 +145,10 @@ def load_suite(suite: str | dict = "quick") -> Suite:
         for key in ("params", "thresholds"):
             if entry.get(key) is not None and not isinstance(entry[key], dict):
                 raise UsageError(f"{here}: {key!r} must be a mapping")
-        check = reg[test_id](entry.get("params"), entry.get("thresholds"), name=name)
+        try:
+            check = reg[test_id](entry.get("params"), entry.get("thresholds"), name=name)
+        except UsageError as exc:  # a parameter or threshold: say which suite entry
+            raise UsageError(f"{here}: {exc}") from None
         where = entry.get("where")
         if where is not None:
             if not isinstance(where, dict) or not all(
@@ -156,6 +162,80 @@ def load_suite(suite: str | dict = "quick") -> Suite:
                  checks=checks, description=str(doc.get("description") or ""),
                  targets=targets, n_boot=n_boot, confidence=confidence, path=path,
                  sha256=digest, raw=doc, health=health)
+
+
+#: YAML aliases a suite may use, and the nodes it may hold once every alias is expanded
+#: (the bundled suites hold a few hundred): a 1 KB "billion laughs" suite is refused at once
+MAX_ALIASES = 1000
+MAX_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that counts aliases while composing (see :func:`safe_load_bounded`)."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooLarge(f"more than {MAX_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def safe_load_bounded(text: str, where: str = "suite") -> Any:
+    """``yaml.safe_load`` for suites, refusing documents whose aliases would expand beyond
+    :data:`MAX_NODES` nodes or that use more than :data:`MAX_ALIASES` aliases (the
+    expanded size is counted on the composed graph, without expanding it)."""
+    loader = _BoundedLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            size = _expanded_size(node, {}, set())
+            if size > MAX_NODES:
+                raise _TooLarge(f"its YAML aliases expand to more than {MAX_NODES:,} nodes")
+            return loader.construct_document(node)
+        except _TooLarge as exc:
+            raise UsageError(f"{where}: refused: {exc} (a suite may hold {MAX_NODES:,} "
+                             f"nodes and {MAX_ALIASES} aliases); write it out without nested "
+                             "aliases") from None
+        except RecursionError:
+            raise UsageError(f"{where}: refused: YAML nested too deeply") from None
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{where}: invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node, memo: dict[int, int], active: set[int]) -> int:
+    """Nodes in the tree ``node`` would become with every alias expanded (memoised on the
+    shared nodes; a node that contains itself counts as too large)."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in active:
+        raise _TooLarge("a YAML alias refers to the node that contains it")
+    active.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_size(child, memo, active)
+            if total > MAX_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_size(k, memo, active) + _expanded_size(v, memo, active)
+            if total > MAX_NODES:
+                break
+    active.discard(key)
+    memo[key] = total
+    return total
 
 
 def _health(value, where) -> Check:

@@ -101,3 +101,70 @@ def huge(signals, sampling_rate):
 
 
 huge.labels = ["arousal", "dominance", "valence"]
+
+
+# -- models that end the interpreter (tests/test_crash_isolation.py) --------------------
+# Each crashes on a "poison" signal: one whose peak amplitude is above 0.9 (the tests plant
+# one loud item); the load-time probe and the other items are quiet.
+
+LABELS = ["arousal", "dominance", "valence"]
+
+
+def _poison(signals) -> bool:
+    return bool(np.max(np.abs(signals)) > 0.9)
+
+
+def _segfault() -> None:
+    import ctypes
+
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+def segfaults_on_loud(signals, sampling_rate):
+    if _poison(signals):
+        _segfault()
+    return good(signals, sampling_rate)
+
+
+def aborts_on_loud(signals, sampling_rate):
+    if _poison(signals):
+        import os
+
+        os.abort()
+    return good(signals, sampling_rate)
+
+
+def exits_on_loud(signals, sampling_rate):
+    if _poison(signals):
+        import os
+
+        os._exit(3)
+    return good(signals, sampling_rate)
+
+
+def oom_killed_on_loud(signals, sampling_rate):
+    """What the kernel's out-of-memory killer does to a process: SIGKILL (simulated; a real
+    allocation storm would endanger the machine running the tests)."""
+    if _poison(signals):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return good(signals, sampling_rate)
+
+
+_CALLS = [0]
+
+
+def segfaults_always(signals, sampling_rate):
+    """Crashes on every call after the first one of its process (a model, not an item, at
+    fault)."""
+    _CALLS[0] += 1
+    if _CALLS[0] > 1:
+        _segfault()
+    return good(signals, sampling_rate)
+
+
+for _f in (segfaults_on_loud, aborts_on_loud, exits_on_loud, oom_killed_on_loud,
+           segfaults_always):
+    _f.labels = LABELS

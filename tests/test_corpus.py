@@ -36,7 +36,7 @@ EXTRA_COLUMNS = ["pitch_range"]  # needed to recompute valence (documented in DA
 LABELS = ("arousal", "dominance", "valence")
 ISO639_1 = {"en", "de", "fr", "es", "it", "pt", "nl", "pl", "sv", "da", "fi", "cs"}
 EN_ACCENTS = {"us", "gb", "scottish", "caribbean", "nyc"}
-SIZE_BUDGET = 22_000_000  # bytes, as `du -sb` counts them (4 voices per non-English language)
+SIZE_BUDGET = 24_500_000  # bytes, as `du -sb` counts them (888 clean items since issue 12)
 REAL_BUDGET = 1_000_000
 
 
@@ -186,7 +186,8 @@ def test_coverage_of_groups(clean):
     for lang in per_language:  # speaker-independent splits need both sexes in every language
         assert {r["sex"] for r in speakers.values() if r["language"] == lang} == {"female", "male"}, lang
     assert set(Counter(r["engine"] for r in clean)) == {"espeak-ng", "flite"}
-    assert 400 <= len(clean) and len(clean) + sum(r["recording"] in ("boundary", "mobile") for r in clean) <= 800
+    # 400-800 items until issue 12 asked for enough to let a sound model pass (888 clean)
+    assert 400 <= len(clean) and len(clean) + sum(r["recording"] in ("boundary", "mobile") for r in clean) <= 1000
 
 
 def test_emotions_and_sentiments_balanced_and_independent(clean):

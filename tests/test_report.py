@@ -438,7 +438,8 @@ def test_gallery_keeps_its_size_cap_and_degrades_to_a_note(report_dir):
     # a tiny budget embeds fewer pairs and says so
     candidates = [(e, r, "a") for e in res.tests
                   for r in worst_rows((e.get("plots") or {}).get("worst") or [])]
-    clips, notes = gallery.build(res.doc, candidates, budget=len(embedded[0].clean_uri) * 2 + 10)
+    clips, notes = gallery.build(res.doc, candidates, budget=len(embedded[0].clean_uri) * 2 + 10,
+                                 data_root=res.data_root)
     assert sum(1 for c in clips if c.clean_uri) == 1
     assert any("size" in n or "budget" in n or "MB" in n for n in notes)
     # the dataset is gone: the page still renders, with a note instead of audio

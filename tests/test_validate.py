@@ -134,6 +134,15 @@ def test_oracle_and_threshold_sizes_are_reported(validation):
     assert doc["schema"] == "sertest/validity@1" and doc["rows"] == v.rows
     md = open(f"{out}/validity.md").read()
     assert "False alarms" in md and "level_shift_sex" in md and "| fairness_sex | arousal |" in md
+    # the compact summary an audit report shows beside each test
+    brief = json.load(open(f"{out}/validity-summary.json"))
+    sex = brief["tests"]["fairness_sex"]["arousal"]
+    oracle_row = v.row("fairness_sex", "arousal", "oracle")
+    assert sex["oracle"]["pass"] == oracle_row["passed"]
+    assert sex["oracle"]["fail"] == oracle_row["detection"]
+    assert sex["defects"]["level_shift_sex"] == v.row(
+        "fairness_sex", "arousal", "level_shift_sex@threshold:fairness_sex")["not_green"]
+    assert brief["settings"]["resamples"] == 4 and brief["suite"] == v.doc["suite"]["name"]
 
 
 def test_same_seed_same_table(validation, corpus, lookup):

@@ -4,7 +4,7 @@ A fairness verdict says "the model treats group A differently from group B"; tha
 only holds if nothing else separates A from B.  :func:`group_confounds` names what does:
 
 * a group that is **one speaker** (a difference may be that person's, not the group's);
-* groups that differ in **bandwidth** (Hz; the spectral roll-off of the clean audio from
+* groups that differ in **bandwidth** (Hz; the effective bandwidth of the clean audio from
   :class:`~sertest.engine.signal_stats.SignalStats`): e.g. one group recorded at 8 kHz or
   over a phone channel;
 * groups that differ in a **source column** (``source``, ``corpus``, ``recording``,
@@ -21,7 +21,7 @@ import pandas as pd
 #: columns that name where or how an item was recorded
 SOURCE_COLUMNS = ("source", "corpus", "database", "dataset", "recording", "channel", "device",
                   "microphone", "session")
-NARROWBAND_HZ = 4200.0  # roll-off at or below this: narrowband (8 kHz sampling, phone)
+NARROWBAND_HZ = 4200.0  # band edge at or below this: narrowband (8 kHz sampling, phone)
 BANDWIDTH_RATIO = 1.35  # group medians further apart than this ratio are a confound
 SHARE_GAP = 0.25  # shares (narrowband, source value) further apart than this are a confound
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import metrics, stats
-from ..errors import UsageError
+from ..errors import DataError, UsageError
 from .base import Check, Context, Measurement, Outcome, Request, register
 
 MAX_PLOT_POINTS = 600
@@ -169,6 +169,17 @@ def class_labels_for(ctx: Context, model: str, truth: pd.Series,
     return used, truth[truth.isin(used)], dropped
 
 
+def no_shared_classes(ctx: Context, model: str, truth: pd.Series) -> DataError:
+    """The error of a model whose classes share none with the data's labels: a mapping is
+    missing, not a test that does not apply - so the entry is ``error``, never ``skipped``
+    (a skipped entry would let the mismatched model outscore the right one)."""
+    data = sorted(set(truth.dropna().astype(str)))
+    return DataError(f"none of the data's emotion classes {data} is one of model {model!r}'s "
+                     f"classes {list(ctx.models[model].classes)}: map them with --label-map "
+                     "DATA=MODEL,... (e.g. --label-map angry=anger,happy=happiness) or a "
+                     "'# sertest: label_map=...' line in the manifest")
+
+
 def _speaker_column(ctx: Context) -> str | None:
     return "speaker" if ctx.dataset.has("speaker") else None
 
@@ -253,12 +264,12 @@ class Distribution(_PrimaryCheck):
             out.plots["histogram"] = {"edges": _edges(), "truth": histogram(t),
                                       "prediction": histogram(p)}
             return out
-        labels, truth, dropped = class_labels_for(ctx, model, truth)
+        labels, kept, dropped = class_labels_for(ctx, model, truth)
         if dropped:
             out.notes.append(f"truth classes the model cannot output were left out: {dropped}")
         if not labels:
-            return Outcome(skipped="no true class is one of the model's classes "
-                           f"{list(ctx.models[model].classes)}")
+            raise no_shared_classes(ctx, model, truth)
+        truth = kept
         pred = pred.loc[truth.index]
         t, p = truth.astype(str).to_numpy(), pred.astype(str).to_numpy()
         cells = list(labels) + sorted(set(p) - set(labels))
@@ -620,9 +631,12 @@ class Classification(_PrimaryCheck):
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
         out = Outcome()
-        labels, truth, dropped = class_labels_for(ctx, model, truth, self.params["labels"])
+        labels, kept, dropped = class_labels_for(ctx, model, truth, self.params["labels"])
         if dropped:
             out.notes.append(f"truth classes outside {labels} were left out: {dropped}")
+        if not labels and not self.params["labels"] and len(truth):
+            raise no_shared_classes(ctx, model, truth)
+        truth = kept
         if len(truth) < 3 or not labels:
             return Outcome(skipped=f"only {len(truth)} items whose true class is one of the "
                            f"model's classes {list(ctx.models[model].classes)}")

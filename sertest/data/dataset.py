@@ -9,11 +9,14 @@ The table is indexed by ``id`` (string) and has the columns ``file`` (absolute p
   column the suite declares;
 * ``pair`` and ``recording`` for paired renditions of the same utterance.
 
-Audio is not read here; the engine decodes each file once per audit.
+Labels are brought to these conventions on loading (:mod:`sertest.data.labels`): declared
+label ranges map dimensions to [0, 1], a label map renames emotion classes, ``gender`` is
+taken as ``sex``.  Audio is not read here; the engine decodes each file once per audit.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -21,8 +24,15 @@ import numpy as np
 import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..models.base import DIMENSIONS
+from .labels import (DIRECTIVE, apply_label_map, apply_label_range, merge_ranges,
+                     normalise_sex, parse_label_map, parse_label_range, read_directives,
+                     sex_from_gender)
+
+log = logging.getLogger("sertest")
+#: ``--data FOLDER::TABLE`` chooses a table of an audformat database
+TABLE_SEP = "::"
 
 NUMERIC_COLUMNS = ("start", "end") + DIMENSIONS
 RESERVED = ("file", "start", "end")
@@ -62,6 +72,12 @@ class Dataset:
     def column(self, column: str) -> pd.Series:
         return self.table[column]
 
+    @property
+    def refused(self) -> dict[str, str]:
+        """Items kept in the table but never read (a path outside the data root, a file
+        name that is not UTF-8): id -> reason.  The engine reports each as an item error."""
+        return self.table.attrs.get("refused", {})
+
     def subset(self, ids) -> "Dataset":
         return Dataset(self.table.loc[list(ids)], self.root, self.name, self.source, self.meta)
 
@@ -73,27 +89,46 @@ class Dataset:
                 info[col] = {str(k): int(v) for k, v in
                              self.table[col].value_counts().sort_index().items()}
         info["labels"] = [c for c in DIMENSIONS + ("emotion",) if self.has(c)]
+        for key in ("table", "label_range", "label_map", "notes"):
+            if self.meta.get(key):
+                info[key] = self.meta[key]
         return info
+
+    def relabelled(self, *, label_range=None, label_map=None) -> "Dataset":
+        """A copy with ``label_range``/``label_map`` (see :mod:`sertest.data.labels`)
+        applied to this table as it is (e.g. a Dataset built in code)."""
+        table = self.table.copy()
+        meta = {**self.meta, "notes": list(self.meta.get("notes") or [])}
+        _apply_labels(table, meta, self.source or self.name, {}, label_range, label_map)
+        return Dataset(table, self.root, self.name, self.source, meta)
 
     # -- constructors --------------------------------------------------------------
     @classmethod
     def from_manifest(cls, path: str, *, name: str | None = None,
-                      allow_outside_root: bool = False) -> "Dataset":
+                      allow_outside_root: bool = False, label_range=None,
+                      label_map=None) -> "Dataset":
         """Read a CSV or Parquet manifest; relative paths are relative to the manifest.
+
+        ``label_range`` (e.g. ``"1:7"`` or ``"arousal=1:7,valence=1:5"``) and ``label_map``
+        (e.g. ``"angry=anger"``) override the manifest's ``# sertest:`` lines; see
+        :mod:`sertest.data.labels`.
 
         Raises:
             DataError: naming the file, line and column of the first problem found.
         """
         path = os.path.abspath(path)
         if not os.path.isfile(path):
-            raise DataError(f"{path}: manifest not found")
+            raise DataError(f"{path}: manifest not found; --data takes a CSV/TSV/Parquet "
+                            "manifest, an audformat folder (db.yaml) or a folder of audio")
         ext = os.path.splitext(path)[1].lower()
+        directives, skip = {}, 0
         try:
             if ext == ".parquet":
                 df = pd.read_parquet(path)
             elif ext in (".csv", ".tsv", ".txt"):
+                directives, skip = read_directives(path)
                 df = pd.read_csv(path, sep="\t" if ext == ".tsv" else ",", dtype=str,
-                                 keep_default_na=False, na_values=[""])
+                                 keep_default_na=False, na_values=[""], skiprows=skip)
             else:
                 raise DataError(f"{path}: unknown manifest type {ext!r}; use .csv, .tsv or .parquet")
         except DataError:
@@ -101,8 +136,22 @@ class Dataset:
         except Exception as exc:  # noqa: BLE001 - pandas parser errors
             raise DataError(f"{path}: cannot parse manifest: {exc}") from exc
         root = os.path.dirname(path)
-        table = _validate(df, path, root, allow_outside_root, line_offset=2 if ext != ".parquet" else 0)
-        return cls(table, root, name or os.path.splitext(os.path.basename(path))[0], path)
+        notes: list[str] = []
+        table = _validate(df, path, root, allow_outside_root,
+                          line_offset=2 + skip if ext != ".parquet" else 0, notes=notes)
+        declared = {}
+        if directives.get("label_range"):
+            where = f"{path}: '{DIRECTIVE} label_range'"
+            declared = {d: (r, "manifest") for d, r in
+                        parse_label_range(directives["label_range"], where).items()}
+        meta: dict = {"notes": notes}
+        mapping, origin = parse_label_map(label_map), "--label-map"
+        if not mapping and directives.get("label_map"):
+            mapping = parse_label_map(directives["label_map"], f"{path}: '{DIRECTIVE} label_map'")
+            origin = "manifest label_map"
+        _apply_labels(table, meta, path, declared, label_range, mapping, map_origin=origin)
+        return cls(table, root, name or os.path.splitext(os.path.basename(path))[0], path,
+                   meta)
 
     @classmethod
     def from_folder(cls, folder: str, *, name: str | None = None) -> "Dataset":
@@ -114,40 +163,108 @@ class Dataset:
             if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS)
         if not files:
             raise DataError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) found")
-        df = pd.DataFrame({"id": files, "file": files})
+        shown, bad = _printable_names(files, folder)
+        df = pd.DataFrame({"id": shown, "file": shown})
+        df.attrs["sertest_refused_rows"] = bad
         table = _validate(df, folder, folder, False, line_offset=0)
         return cls(table, folder, name or os.path.basename(folder), folder)
 
     @classmethod
     def from_audformat(cls, folder: str, *, table: str | None = None,
-                       name: str | None = None) -> "Dataset":
-        """An audformat database folder (``db.yaml``); see :mod:`sertest.data.audformat`."""
+                       name: str | None = None, label_range=None,
+                       label_map=None) -> "Dataset":
+        """An audformat database folder (``db.yaml``); see :mod:`sertest.data.audformat`.
+
+        ``table``: the table (split) to audit; needed when the database has tables with
+        different items.  Float schemes with a minimum and maximum declare the label range.
+        """
         from .audformat import read_audformat
 
-        df, db_name = read_audformat(folder, table)
+        read = read_audformat(folder, table)
         root = os.path.abspath(folder)
-        validated = _validate(df, os.path.join(root, "db.yaml"), root, False, line_offset=0)
-        return cls(validated, root, name or db_name, root)
+        where = os.path.join(root, "db.yaml")
+        notes: list[str] = []
+        validated = _validate(read.frame, where, root, False, line_offset=0, notes=notes)
+        meta: dict = {"notes": notes, "table": read.table}
+        _apply_labels(validated, meta, f"{where}, table {read.table!r}", read.ranges,
+                      label_range, label_map)
+        return cls(validated, root, name or f"{read.name}{TABLE_SEP}{read.table}", root, meta)
 
 
 def load_dataset(source: str | None = None, **kwargs) -> Dataset:
-    """A dataset from a manifest, an audformat folder, a folder of audio, or the bundled corpus."""
+    """A dataset from a manifest, an audformat folder, a folder of audio, or the bundled corpus.
+
+    ``FOLDER::TABLE`` (or ``table=``) chooses the table of an audformat database.  Keyword
+    options: ``allow_outside_root``, ``table``, ``label_range``, ``label_map`` (see
+    :mod:`sertest.data.labels`).
+    """
+    table = kwargs.get("table")
+    labels = {k: kwargs.get(k) for k in ("label_range", "label_map")}
+    if source is not None and TABLE_SEP in source and not os.path.exists(source):
+        source, _, chosen = source.rpartition(TABLE_SEP)
+        if not os.path.exists(os.path.join(source, "db.yaml")):
+            raise DataError(f"--data {source}{TABLE_SEP}{chosen}: {TABLE_SEP}TABLE chooses a "
+                            f"table of an audformat database, but {source!r} has no db.yaml")
+        if table is not None and table != chosen:
+            raise UsageError(f"--data names table {chosen!r} but table={table!r} was given; "
+                             "choose one")
+        table = chosen
     if source is None:
         from .corpus import load_corpus
 
-        return load_corpus()
+        ds = load_corpus()
+        return ds.relabelled(**labels) if any(labels.values()) else ds
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "db.yaml")):
-            return Dataset.from_audformat(source, table=kwargs.get("table"))
+            return Dataset.from_audformat(source, table=table, **labels)
         manifest = [f for f in ("manifest.csv", "manifest.parquet") if
                     os.path.exists(os.path.join(source, f))]
         if manifest:
             return Dataset.from_manifest(os.path.join(source, manifest[0]),
-                                         allow_outside_root=kwargs.get("allow_outside_root", False))
-        return Dataset.from_folder(source)
+                                         allow_outside_root=kwargs.get("allow_outside_root", False),
+                                         **labels)
+        ds = Dataset.from_folder(source)
+        return ds.relabelled(**labels) if any(labels.values()) else ds
     if os.path.isfile(source):
-        return Dataset.from_manifest(source, allow_outside_root=kwargs.get("allow_outside_root", False))
-    raise DataError(f"--data {source!r}: no such manifest or folder")
+        return Dataset.from_manifest(source, allow_outside_root=kwargs.get("allow_outside_root", False),
+                                     **labels)
+    raise DataError(f"--data {source!r}: no such manifest or folder; give a CSV/TSV/Parquet "
+                    f"manifest, an audformat folder (db.yaml, optionally FOLDER{TABLE_SEP}TABLE) "
+                    "or a folder of audio files")
+
+
+def _apply_labels(table: pd.DataFrame, meta: dict, where: str, declared: dict,
+                  label_range, label_map, map_origin: str = "--label-map") -> None:
+    """Rescale declared label ranges and rename classes in ``table`` (in place); record
+    what was applied, and the notes, in ``meta``."""
+    ranges = merge_ranges(declared, parse_label_range(label_range))
+    applied = apply_label_range(table, ranges, where)
+    mapping, notes = apply_label_map(table, parse_label_map(label_map), map_origin)
+    if applied:
+        meta["label_range"] = applied
+    if mapping:
+        meta["label_map"] = mapping
+    meta.setdefault("notes", [])
+    meta["notes"] = list(meta["notes"]) + notes
+    for note in meta["notes"]:
+        log.warning("%s: %s", where, note)
+
+
+def _printable_names(files: list[str], folder: str) -> tuple[list[str], dict[int, str]]:
+    """File names as valid UTF-8 text (undecodable bytes escaped, e.g. ``caf\\xe9.wav``),
+    and the positions of the names that are not UTF-8 with the reason they are refused:
+    libsndfile cannot open such a path, and no report could show it."""
+    shown, bad = [], {}
+    for pos, rel in enumerate(files):
+        try:
+            rel.encode("utf-8")
+            shown.append(rel)
+        except UnicodeEncodeError:
+            text = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            shown.append(text)
+            bad[pos] = (f"{os.path.join(folder, text)}: the file name is not valid UTF-8; "
+                        "refused (rename it to UTF-8, e.g. convmv -f latin1 -t utf-8 --notest)")
+    return shown, bad
 
 
 def _where(path: str, row_pos: int, line_offset: int) -> str:
@@ -157,9 +274,11 @@ def _where(path: str, row_pos: int, line_offset: int) -> str:
 
 
 def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
-              line_offset: int) -> pd.DataFrame:
+              line_offset: int, notes: list[str] | None = None) -> pd.DataFrame:
+    notes = [] if notes is None else notes
     df = df.copy()
     df.columns = [str(c).strip() for c in df.columns]
+    df = sex_from_gender(df, notes)
     if "file" not in df.columns:
         alt = [c for c in ("path", "filename", "audio") if c in df.columns]
         if alt:
@@ -174,6 +293,9 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
         raise DataError(f"{path}: manifest has no rows")
     root_real = os.path.realpath(root)
     files = []
+    # rows refused per item (outside the root, undecodable names): pos -> reason; they stay
+    # in the table and the engine reports each as an item error (stage decode)
+    refused: dict[int, str] = dict(df.attrs.get("sertest_refused_rows", {}))
     for pos, value in enumerate(df["file"].tolist()):
         if value is None or (isinstance(value, float) and np.isnan(value)) or str(value).strip() == "":
             raise DataError(f"{_where(path, pos, line_offset)}, column 'file': empty path")
@@ -183,12 +305,13 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
                             "NUL character")
         full = value if os.path.isabs(value) else os.path.join(root, value)
         full = os.path.normpath(full)
-        if not allow_outside_root:
+        if not allow_outside_root and pos not in refused:
             real = os.path.realpath(full)
             if os.path.commonpath([real, root_real]) != root_real:
-                raise DataError(
-                    f"{_where(path, pos, line_offset)}, column 'file': {value!r} is outside the "
-                    f"data root {root}; pass --allow-outside-root to permit it")
+                via = f" (a symlink to {real})" if real != full else ""
+                refused[pos] = (f"{_where(path, pos, line_offset)}, column 'file': {value!r}"
+                                f"{via} is outside the data root {root}; refused (pass "
+                                "--allow-outside-root to permit it)")
         files.append(full)
     df["file"] = files
     for col in NUMERIC_COLUMNS:
@@ -237,6 +360,15 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
                         f"{ids.iloc[pos]!r} (first at {_where(path, first, line_offset)})")
     df.index = pd.Index(ids.tolist(), name="id")
     df = df.drop(columns=["id"], errors="ignore")
+    df.attrs.pop("sertest_refused_rows", None)
+    if refused and len(refused) == len(df):
+        raise DataError(f"every one of the {len(df)} item(s) is refused, e.g. "
+                        f"{refused[min(refused)]}")
+    df.attrs["refused"] = {str(ids.iloc[pos]): reason for pos, reason in sorted(refused.items())}
+    if refused:
+        log.warning("%d of %d item(s) refused (each is an item error in results.json; the "
+                    "others are audited):\n  %s", len(refused), len(df),
+                    "\n  ".join(df.attrs["refused"].values()))
     for col in df.columns:
         if col in NUMERIC_COLUMNS or col == "file":
             continue
@@ -248,12 +380,5 @@ def _validate(df: pd.DataFrame, path: str, root: str, allow_outside_root: bool,
     if "emotion" in df.columns:
         df["emotion"] = df["emotion"].map(lambda v: v.lower() if isinstance(v, str) else v)
     if "sex" in df.columns:
-        df["sex"] = df["sex"].map(_normalise_sex)
+        df["sex"] = normalise_sex(df["sex"], notes)
     return df
-
-
-def _normalise_sex(v):
-    if not isinstance(v, str):
-        return v
-    s = v.strip().lower()
-    return {"f": "female", "w": "female", "woman": "female", "m": "male", "man": "male"}.get(s, s)

@@ -32,7 +32,9 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
           allow_outside_root: bool = False, n_boot: int | None = None,
           renderers: Sequence[str] = ("html", "junit", "markdown"),
           executor: str = "local", scheduler: str | None = None,
-          timeout: float | None = None, profile: bool = False) -> Results:
+          timeout: float | None = None, profile: bool = False,
+          isolate: bool | None = None, label_range: str | dict | None = None,
+          label_map: str | dict | None = None, table: str | None = None) -> Results:
     """Audit ``models`` on ``data`` with ``suite``.
 
     Args:
@@ -51,6 +53,14 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         timeout: per-batch model timeout in seconds; a model that times out is skipped
             for the rest of the audit and its items are reported.
         profile: measure each audited model's peak RAM in a subprocess (timings.json).
+        isolate: run each model loaded from a spec in supervised worker processes, so a
+            model that crashes the interpreter costs only its own predictions
+            (:mod:`sertest.engine.isolate`); ``None``: ``$SERTEST_ISOLATE`` (``1`` = on),
+            else off.
+        label_range: the data's label scale, e.g. ``"1:7"`` or ``"arousal=1:7,valence=1:5"``,
+            mapped to [0, 1]; ``label_map``: data class -> model class, e.g.
+            ``"angry=anger"`` or a YAML/JSON file; ``table``: the audformat table to audit
+            (see :mod:`sertest.data.labels`, :mod:`sertest.data.audformat`).
     """
     if executor not in ("local", "dask"):
         raise UsageError(f"--executor {executor!r}: use local or dask")
@@ -58,7 +68,10 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
     if not models:
         raise UsageError("no model given: pass at least one --model")
     dataset = data if isinstance(data, Dataset) else load_dataset(
-        data, allow_outside_root=allow_outside_root)
+        data, allow_outside_root=allow_outside_root, table=table, label_range=label_range,
+        label_map=label_map)
+    if isinstance(data, Dataset) and (label_range or label_map):
+        dataset = data.relabelled(label_range=label_range, label_map=label_map)
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     loaded: dict[str, Model] = {}
     roles: dict[str, str] = {}
@@ -73,6 +86,8 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         else:
             _add(loaded, roles, ref, "reference")
             ref_name = ref.name
+    # said now, not after the predictions: a data/model class-name mismatch
+    mismatches = {n: class_mismatch(dataset, m) for n, m in loaded.items()}
     plan_errors: dict[str, str] = {}
     if baselines:
         wants_dims = any(m.dimensions for m in loaded.values())
@@ -125,7 +140,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
             dataset, loaded, conditions, needed, seed=seed, cache=cache_obj, jobs=jobs,
             progress=progress, fail_fast=fail_fast,
             clean_only={n for n, r in roles.items() if r == "feature"}, timeout=timeout,
-            executor=executor, scheduler=scheduler)
+            executor=executor, scheduler=scheduler, isolate=_isolate(isolate))
     finally:
         cache_obj.close()
     ctx.store = store
@@ -147,7 +162,10 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         "dataset": dataset.describe(),
         "reference": ref_name,
         "models": [{"name": n, "role": roles[n], "fingerprint": loaded[n].fingerprint(),
-                    "info": loaded[n].info().to_dict()} for n in loaded if roles[n] != "feature"],
+                    "info": loaded[n].info().to_dict(),
+                    **({"crashed": stats.crashes[n]} if n in stats.crashes else {}),
+                    **mismatches.get(n, {})}
+                   for n in loaded if roles[n] != "feature"],
         "tests": tests,
         "items": {"total": len(dataset), "errors": [e.to_dict() for e in item_errors],
                   "warnings": warnings_from(store.frame(stats_model.name, None))},
@@ -202,6 +220,36 @@ def plan_requests(suite: Suite, subsets: dict[str, Dataset], ctx_for, conditions
                 needed.setdefault(ck, set()).update(ids)
         except Exception as exc:  # noqa: BLE001 - a check that cannot plan is an error result
             plan_errors[check.name] = f"{type(exc).__name__}: {exc}"
+
+
+def class_mismatch(dataset: Dataset, model: Model) -> dict:
+    """``{"class_mismatch": {model_classes, data_classes, shared}}`` when some of the data's
+    emotion classes are not among ``model``'s classes (their items cannot be scored; none
+    shared: its emotion correctness cannot be scored at all), with a warning naming both
+    sides and the ``--label-map`` that would fix a naming difference; ``{}`` otherwise."""
+    if not model.classes or not dataset.has("emotion"):
+        return {}
+    seen = sorted({str(v) for v in dataset.column("emotion").dropna()})
+    shared = [c for c in seen if c in model.classes]
+    if len(shared) == len(seen):
+        return {}
+    missing = [c for c in seen if c not in model.classes]
+    spare = [c for c in model.classes if c not in seen]
+    what = (f"only the items of {shared} can be scored" if shared else
+            "its emotion correctness cannot be scored")
+    log.warning("model %r: the data's emotion classes %s are not among its classes %s, so %s; "
+                "if they name the same emotions, map them with --label-map DATA=MODEL, "
+                "e.g. --label-map %s=%s", model.name, missing, list(model.classes), what,
+                missing[0], (spare or list(model.classes))[0])
+    return {"class_mismatch": {"model_classes": list(model.classes), "data_classes": seen,
+                               "shared": shared}}
+
+
+def _isolate(isolate: bool | None) -> bool:
+    """``isolate``, or for ``None`` the environment's ``SERTEST_ISOLATE`` (``1`` = on)."""
+    if isolate is not None:
+        return bool(isolate)
+    return os.environ.get("SERTEST_ISOLATE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _add(loaded: dict, roles: dict, model: Model, role: str) -> None:

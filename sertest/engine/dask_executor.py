@@ -7,6 +7,21 @@ sessions are re-created there); inference runs one thread per task, so N single-
 workers use N cores and the outputs equal a local run's.
 Results come back as plain data; the caller writes the cache and the results, so the
 output is identical to a local run whatever the number of workers.
+
+Models and conditions reach the workers through a worker plugin, which Dask also gives to
+every worker started later (a restarted one included); scattered data would be lost with
+the last worker holding it.  A model that cannot be pickled by reference, such as
+``callable:path/to/file.py:function`` (workers cannot import the file as a module), travels
+as its spec and is loaded by path on each worker (:class:`~sertest.engine.isolate.BySpec`).
+
+An item that kills the worker running it (a segfault, ``abort()``, an out-of-memory kill) is
+quarantined after one retry: when a task dies, each (item, model) of it runs again as a task
+of its own; one that kills its worker again becomes that model's item errors for the item,
+and the audit completes.  The in-process LocalCluster lets Dask itself retry nothing
+(``distributed.scheduler.allowed-failures: 0``) and sends each single-threaded worker one
+task at a time (``worker-saturation: 1.0``), so a dying worker takes only the task it was
+running; an external scheduler retries as its configuration says before sertest's own
+retry.
 """
 
 from __future__ import annotations
@@ -15,6 +30,11 @@ import os
 from typing import Iterator
 
 from ..errors import UsageError
+
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ModuleNotFoundError:  # the dask extra is not installed: run_on_dask says so
+    WorkerPlugin = object  # type: ignore[assignment,misc]
 
 
 _MALLOC_TUNED = False
@@ -44,11 +64,95 @@ def _worker_setup(models) -> None:
         pass
 
 
-def _work(units, models, conditions, seed, timeout):
+class _Payload(WorkerPlugin):
+    """The audit's models and conditions, held by every worker (a Dask worker plugin) and
+    unpickled there once, at first use."""
+
+    def __init__(self, name: str, blob: bytes) -> None:
+        self.name = name
+        self.blob = blob
+        self._loaded = None
+
+    def get(self):
+        import threading
+
+        with _PAYLOAD_LOCK.setdefault(self.name, threading.Lock()):
+            if self._loaded is None:
+                import pickle
+
+                self._loaded = pickle.loads(self.blob)
+        return self._loaded
+
+
+_PAYLOAD_LOCK: dict = {}
+
+
+def _work(units, payload_name, seed, timeout):
+    from distributed import get_worker
+
     from .execute import infer_unit, prepare_unit
 
+    models, conditions = get_worker().plugins[payload_name].get()
     _worker_setup(models)
     return [infer_unit(prepare_unit(u, conditions, seed), models, seed, timeout) for u in units]
+
+
+def _shipped(models: dict) -> dict:
+    """``models`` as they travel: those whose code workers cannot import by module name
+    (``callable:path/to/file.py:function``) as their spec."""
+    from ..models import parse_spec
+    from .isolate import BySpec, isolatable
+
+    out = {}
+    for name, model in models.items():
+        by_path = False
+        if isolatable(model):
+            _, kind, target = parse_spec(model.spec)
+            by_path = kind == "callable" and target.rpartition(":")[0].endswith(".py")
+        out[name] = BySpec(model) if by_path else model
+    return out
+
+
+def _one_model(unit, name: str):
+    """``unit`` restricted to what model ``name`` still needs (``None`` if nothing)."""
+    from dataclasses import replace
+
+    needs = {}
+    for sr, conds in unit.needs.items():
+        mine = {ck: [name] for ck, names in conds.items() if name in names}
+        if mine:
+            needs[sr] = mine
+    return replace(unit, needs=needs) if needs else None
+
+
+def _quarantined(unit, exc: BaseException):
+    """The item errors of a (unit, model) whose retry killed its worker again."""
+    from .execute import ItemError, UnitOutcome
+
+    out = UnitOutcome(unit.item_id)
+    for conds in unit.needs.values():
+        for ck, names in sorted(conds.items()):
+            for name in names:
+                out.errors.append(ItemError(
+                    unit.item_id, unit.file, "model",
+                    f"the Dask worker running model {name!r} on this item died, and again on "
+                    f"the retry ({type(exc).__name__}); the item is quarantined for this model "
+                    "(the workers' log names the signal)", condition=ck, model=name))
+    return out
+
+
+def _merge(into, part) -> None:
+    """Add a partial UnitOutcome (one model's retry) to the item's outcome."""
+    into.rows.update(part.rows)
+    into.errors.extend(part.errors)
+    into.decoded = into.decoded or part.decoded
+    into.decode_seconds += part.decode_seconds
+    into.perturb_seconds += part.perturb_seconds
+    for mine, theirs in ((into.model_seconds, part.model_seconds),
+                         (into.audio_seconds, part.audio_seconds)):
+        for k, v in theirs.items():
+            mine[k] = mine.get(k, 0.0) + v
+    into.hung |= part.hung
 
 
 def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,
@@ -62,23 +166,71 @@ def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,
         from distributed import Client, LocalCluster, as_completed
     except ModuleNotFoundError as exc:
         raise UsageError("--executor dask needs dask.distributed: pip install 'sertest[dask]'") from exc
+    import pickle
+    import uuid
+    from concurrent.futures import CancelledError
+
+    import dask
+    from distributed import KilledWorker
+
     cluster = None
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None,
-                               env={"SERTEST_THREADS": "1", "OMP_NUM_THREADS": "1"})
+        # a worker dying takes only the task it was running, which Dask does not retry
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                              "distributed.scheduler.worker-saturation": 1.0}):
+            cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1,
+                                   threads_per_worker=1, processes=True, dashboard_address=None,
+                                   env={"SERTEST_THREADS": "1", "OMP_NUM_THREADS": "1"})
         client = Client(cluster)
+    name = f"sertest-payload-{uuid.uuid4().hex}"
+    registered = False
     try:
-        models_f = client.scatter(models, broadcast=True)
-        conditions_f = client.scatter(conditions, broadcast=True)
-        futures = [client.submit(_work, chunk, models_f, conditions_f, seed, timeout, pure=False)
-                   for chunk in _chunks(units, _chunk_size(len(units), client))]
-        for fut in as_completed(futures):
-            yield from fut.result()
-            fut.release()
+        client.register_plugin(_Payload(name, pickle.dumps((_shipped(models), conditions))),
+                               name=name)
+        registered = True
+        tasks = {}  # future -> (units, retry)
+        for chunk in _chunks(units, _chunk_size(len(units), client)):
+            tasks[client.submit(_work, chunk, name, seed, timeout, pure=False)] = (chunk, False)
+        parts: dict[str, list] = {}  # item id -> [outcome so far, retries outstanding]
+        pending = as_completed(list(tasks))
+        for fut in pending:
+            chunk, retry = tasks.pop(fut)
+            try:
+                outcomes = fut.result()
+            except (KilledWorker, CancelledError) as exc:
+                if retry:  # the second death: quarantine the (item, model)
+                    outcomes = [_quarantined(chunk[0], exc)]
+                else:  # one retry for each (item, model) of the lost task
+                    for unit in chunk:
+                        subs = [s for s in (_one_model(unit, m) for m in models) if s]
+                        parts[unit.item_id] = [None, len(subs)]
+                        for sub in subs:
+                            f = client.submit(_work, [sub], name, seed, timeout, pure=False)
+                            tasks[f] = ([sub], True)
+                            pending.add(f)
+                    outcomes = []
+            finally:
+                fut.release()
+            for outcome in outcomes:
+                if outcome.item_id not in parts:
+                    yield outcome
+                    continue
+                entry = parts[outcome.item_id]
+                if entry[0] is None:
+                    entry[0] = outcome
+                else:
+                    _merge(entry[0], outcome)
+                entry[1] -= 1
+                if entry[1] == 0:
+                    yield parts.pop(outcome.item_id)[0]
     finally:
+        if registered:
+            try:
+                client.unregister_worker_plugin(name)
+            except Exception:  # noqa: BLE001 - the cluster is gone: nothing to unregister
+                pass
         client.close()
         if cluster is not None:
             cluster.close()

@@ -17,7 +17,11 @@ kind raised by model code (``SystemExit`` and ``KeyboardInterrupt`` included, se
 :func:`model_interrupt`) fails the signals of that call, which are then retried one by one.
 Non-finite outputs and wrong shapes are item errors; finite regression outputs further
 than ``RANGE_TOLERANCE`` outside the declared range are clipped (:func:`clip_row`) and
-counted in :attr:`PredictionStore.clipped`, never dropped.
+counted in :attr:`PredictionStore.clipped`, never dropped.  With ``isolate`` a model that
+crashes the interpreter crashes only its worker process (:mod:`sertest.engine.isolate`):
+the call's signals are retried one by one in a fresh worker, and an item whose signal crashes
+it again is quarantined for that model.  Each unit's predictions are stored in the cache as
+soon as it finishes, so even a crash of this process loses only the units in flight.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from ..models.base import Model
 from ..perturb.base import Perturbation
 from ..seeding import derive_rng
 from .cache import PredictionCache, prediction_key
+from .isolate import ModelCrash, ModelGivenUp
 from .store import CLEAN, PredictionStore
 
 
@@ -89,6 +94,8 @@ class Stats:
     audio_seconds: dict[str, float] = field(default_factory=dict)
     model_seconds: dict[str, float] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    #: model name -> how its isolated workers crashed (see :mod:`sertest.engine.isolate`)
+    crashes: dict[str, str] = field(default_factory=dict)
 
 
 def _segment(v) -> float | None:
@@ -100,7 +107,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             jobs: int | None = None, progress: bool | None = None, fail_fast: bool = False,
             on_unit: Callable[[int, int], None] | None = None,
             clean_only: set[str] | frozenset = frozenset(), timeout: float | None = None,
-            executor: str = "local", scheduler: str | None = None,
+            executor: str = "local", scheduler: str | None = None, isolate: bool = False,
             ) -> tuple[PredictionStore, list[ItemError], Stats]:
     """Run the predictions.
 
@@ -117,6 +124,10 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         timeout: per-batch model timeout in seconds (``None``: no limit).
         executor: ``local`` (threads) or ``dask``; ``scheduler`` is the Dask scheduler
             address (``None``: an in-process LocalCluster).
+        isolate: run each model loaded from a spec in supervised worker processes, so
+            that a crash of the interpreter (segfault, abort, ``os._exit``, an OOM kill) costs
+            only that model's predictions (:mod:`sertest.engine.isolate`; local executor
+            only: on Dask a crash costs a worker, see :mod:`sertest.engine.dask_executor`).
     """
     t0 = time.perf_counter()
     cache = PredictionCache(None) if cache is None else cache
@@ -138,6 +149,9 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
 
     def _hash(item_id: str):
         row = table.loc[item_id]
+        refused = getattr(dataset, "refused", {}).get(item_id)  # e.g. a path outside the root
+        if refused:
+            return item_id, AudioError(refused)
         try:
             return item_id, audio.content_hash(row["file"], _segment(row["start"]), _segment(row["end"]))
         except AudioError as exc:
@@ -164,7 +178,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                 keys[(name, ck, item_id)] = prediction_key(
                     model.fingerprint(), h, ck, model.sampling_rate,
                     seed if random_part else None, item_id if random_part else None,
-                    condition_version=conditions[ck].version if conditions[ck] is not None else 0,
+                    condition_version=conditions[ck].cache_version if conditions[ck] is not None else 0,
                     max_batch=model.max_batch if model.batchable else 1)
         units.append(unit)
     all_keys = list(keys.values())
@@ -172,6 +186,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     stats.predictions = len(all_keys)
     stats.cached = len(cached)
     unit_by_id = {u.item_id: u for u in units}
+    to_compute: dict[str, int] = {}
     for (name, ck, item_id), key in keys.items():
         if key in cached:
             store.add(name, ck, item_id, *clip_row(models[name], cached[key]))
@@ -179,16 +194,21 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             u = unit_by_id[item_id]
             sr = models[name].sampling_rate
             u.needs.setdefault(sr, {}).setdefault(ck, []).append(name)
+            to_compute[name] = to_compute.get(name, 0) + 1
     todo = [u for u in units if u.needs]
+    isolated: dict[str, Any] = {}
+    if isolate and executor != "dask" and todo:
+        from .isolate import isolate_models
+
+        isolated = isolate_models(models, to_compute, workers=jobs)
+        models = {**models, **isolated}
 
     # 2. decode + perturb ahead in threads, infer in this thread (or everything on Dask)
     bar = _progress_bar(len(todo), progress)
     pending: dict[str, np.ndarray] = {}
-    last_flush = time.perf_counter()
     hung: set[str] = set()
 
     def consume(outcome: "UnitOutcome") -> None:
-        nonlocal last_flush
         stats.decode_seconds += outcome.decode_seconds
         stats.perturb_seconds += outcome.perturb_seconds
         if outcome.decoded:
@@ -211,10 +231,9 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             stats.computed += 1
         if bar is not None:
             bar.update(1)
-        if pending and (len(pending) >= 2000 or time.perf_counter() - last_flush > 2.0):
+        if pending:  # per unit: a crash of the process loses only the units in flight
             cache.put_many(pending)
             pending.clear()
-            last_flush = time.perf_counter()
 
     watch = _SigintWatch()
     try:
@@ -269,6 +288,10 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
                         f.cancel()
     finally:
         watch.__exit__()
+        for proxy in isolated.values():
+            proxy.close()
+            if proxy.summary():
+                stats.crashes[proxy.name] = proxy.summary()
         cache.put_many(pending)
         pending.clear()
         if bar is not None:
@@ -346,13 +369,15 @@ def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: i
     t = time.perf_counter()
     try:
         signal, sr_native = audio.read(unit.file, unit.start, unit.end)
-    except AudioError as exc:
-        return Prepared(unit, {}, exc, time.perf_counter() - t)
+        resampled = {sr: audio.resample(signal, sr_native, sr, unit.file) for sr in unit.needs}
+    except (AudioError, MemoryError) as exc:  # out of memory too: this item's error only
+        return Prepared(unit, {}, exc if isinstance(exc, AudioError) else AudioError(
+            f"{unit.file}: out of memory while decoding"), time.perf_counter() - t)
     t_dec = time.perf_counter() - t
     t = time.perf_counter()
     signals: dict[int, dict[str, Any]] = {}
     for sr, conds in unit.needs.items():
-        x = audio.resample(signal, sr_native, sr)
+        x = resampled[sr]
         signals[sr] = {}
         for ck in conds:
             cond = conditions[ck]
@@ -420,7 +445,15 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
         if not model_interrupt(exc, interrupts):
             raise
         rows = np.full((len(sigs), len(model.outputs)), np.nan)
+        quarantined = None  # the condition whose signal crashed a fresh worker again
         for j, s in enumerate(sigs):
+            if isinstance(exc, ModelGivenUp):
+                failed[j] = str(exc)
+                continue
+            if quarantined is not None:
+                failed[j] = (f"skipped: the item is quarantined for this model (it crashed "
+                             f"the model under {quarantined})")
+                continue
             try:
                 rows[j] = call_with_timeout(
                     lambda s=s, j=j: model.predict([s], [rngs[j]] if rngs else None), timeout)[0]
@@ -431,7 +464,12 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
             except BaseException as exc_j:  # noqa: BLE001 - the model's error for this signal
                 if not model_interrupt(exc_j, interrupts):
                     raise
-                failed[j] = _error_text(exc_j)
+                if isinstance(exc_j, ModelCrash) and not isinstance(exc_j, ModelGivenUp):
+                    # the second crash on this signal alone: the item, not the model
+                    failed[j] = f"{exc_j}; crashed again on this item alone: quarantined"
+                    quarantined = cks[j]
+                else:
+                    failed[j] = str(exc_j) if isinstance(exc_j, ModelCrash) else _error_text(exc_j)
         for j in range(len(sigs)):
             if name in out.hung and j not in failed and np.isnan(rows[j]).all():
                 failed[j] = "skipped: the model timed out on this batch"

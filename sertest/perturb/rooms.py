@@ -235,6 +235,9 @@ class ImpulseResponse(Perturbation):
         check_choice(self, "align", ("peak", "none"))
         check_choice(self, "level", LEVELS)
 
+    def files(self) -> list[str]:
+        return [str(Path(self.params["path"]).expanduser())]
+
     def apply(self, signal, sampling_rate, rng, params):
         ir = load_ir(params["path"], int(params["channel"]), sampling_rate)
         delay = int(np.argmax(np.abs(ir))) if params["align"] == "peak" else 0

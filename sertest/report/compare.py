@@ -333,17 +333,16 @@ def compare(result_dirs: Sequence[str], out: str) -> list[str]:
             r.label = f"{r.label} ({i + 1})" if i else f"{r.label} (baseline)"
     comps = build(runs)
     notes = caveats(runs)
-    os.makedirs(out, exist_ok=True)
-    paths = []
-    for name, text in (("compare.html", render_html(runs, comps, notes)),
-                       ("compare.md", render_markdown(runs, comps, notes))):
-        path = os.path.join(out, name)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    from .publish import OutputFolder
+
+    texts = (("compare.html", render_html(runs, comps, notes)),
+             ("compare.md", render_markdown(runs, comps, notes)))
+    with OutputFolder(out) as folder:  # both files appear at once (report/publish.py)
+        for name, text in texts:
+            with open(folder.path(name), "w", encoding="utf-8") as fh:
+                fh.write(text)
+        folder.commit()
+    return [os.path.join(out, name) for name, _ in texts]
 
 
 # ----------------------------------------------------------------------------------------

@@ -65,8 +65,13 @@ def wav_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
 class _Items:
     """Finds an item's audio file: from the worst entry itself or the audit's dataset."""
 
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict, data_root: str | None = None) -> None:
         self.source = (doc.get("dataset") or {}).get("source") or ""
+        if data_root and self.source and not os.path.isabs(self.source):
+            # results.json names the data relative to its root (report/published.py)
+            self.source = os.path.normpath(os.path.join(data_root, self.source))
+        # the audformat table and label ranges the audit used, to read the same items again
+        self._options = {k: (doc.get("dataset") or {}).get(k) for k in ("table", "label_range")}
         self._table = None
         self.error: str | None = None
 
@@ -96,7 +101,8 @@ class _Items:
 
                 # the audit already accepted these paths (it may have run with
                 # --allow-outside-root); the report only reads the same audio again
-                self._table = load_dataset(self.source, allow_outside_root=True).table
+                self._table = load_dataset(self.source, allow_outside_root=True,
+                                           **self._options).table
             except Exception as exc:  # noqa: BLE001 - shown as a note
                 self.error = f"cannot read the dataset {self.source!r}: {exc}"
         return self._table
@@ -154,12 +160,13 @@ def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: in
 
 
 def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int = MAX_ITEMS,
-          max_seconds: float = MAX_SECONDS, budget: int = BUDGET_BYTES
-          ) -> tuple[list[Clip], list[str]]:
+          max_seconds: float = MAX_SECONDS, budget: int = BUDGET_BYTES,
+          data_root: str | None = None) -> tuple[list[Clip], list[str]]:
     """Clips for the chosen worst items and notes about what could not be embedded.
 
     ``candidates`` are (test entry, normalised worst row from :func:`plots.worst_rows`,
-    anchor).  The "before" side is the item under the row's baseline condition (clean
+    anchor); ``data_root``: the absolute folder the document's data paths are relative to
+    (:attr:`Results.data_root`).  The "before" side is the item under the row's baseline condition (clean
     audio unless a baseline spec is given; for paired recordings the reference recording's
     item), the "after" side the item under the condition.
     """
@@ -167,7 +174,7 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
 
     notes: list[str] = []
     clips: list[Clip] = []
-    items = _Items(doc)
+    items = _Items(doc, data_root)
     seed = int(doc.get("seed", 0) or 0)
     rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
              for m in doc.get("models", [])}

@@ -341,7 +341,7 @@ def build_view(results: Results) -> View:
             head.get("description", ""), dviews, per_model,
             bool(cand_verdicts) and all(v in ("pass", "skipped") for v in cand_verdicts)))
 
-    clips, clip_notes = gallery.build(doc, gallery_candidates)
+    clips, clip_notes = gallery.build(doc, gallery_candidates, data_root=results.data_root)
     by_key = {(c.test, c.model, c.dimension, c.item_id, c.condition): f"clip-{i}"
               for i, c in enumerate(clips) if c.clean_uri}
     for view, entry in worst_views:

@@ -8,6 +8,8 @@ flags, the multiplicity of its verdict and the power of the measurements it name
 
 from __future__ import annotations
 
+import unicodedata
+
 from ..results import Results
 from . import display
 
@@ -17,16 +19,37 @@ _ICON = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconcl
 ALSO = 2
 
 
+#: joins "@" to what follows without a mention: GitHub does not notify ``@org/team``
+#: written as ``@\u2060org/team``, and the text still reads the same
+_NO_MENTION = "@\u2060"
+
+
 def _esc(text) -> str:
-    """Escape text for a Markdown table cell (no HTML, no pipes, no line breaks)."""
-    s = str(text)
-    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]"):
+    """Escape text for a Markdown table cell that may be posted as a pull-request comment:
+    no HTML, no pipes, no line breaks, no ``@`` mentions, no control characters.
+
+    Control and format characters (C0, C1, bidirectional overrides, zero-width ones) are
+    shown as ``\\uXXXX``; a tab or line break becomes a space; every Markdown and HTML
+    metacharacter is backslash-escaped, so a model, test or file name is shown as text."""
+    out = []
+    for ch in str(text):
+        if ch in "\t\r\n":
+            out.append(" ")
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    s = "".join(out)
+    for ch in ("\\", "|", "<", ">", "*", "_", "`", "[", "]", "&", "~", "#", "!"):
         s = s.replace(ch, "\\" + ch)
-    return s.replace("\r", " ").replace("\n", " ")
+    return s.replace("@", _NO_MENTION)
 
 
 def _num(v) -> str:
-    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    """A number for a cell (``n/a`` for none; anything else escaped as text)."""
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else (str(v) if isinstance(v, int) else _esc(v))
 
 
 def _measure(m: dict) -> str:
@@ -71,7 +94,8 @@ def note_text(doc: dict, t: dict) -> str:
 def render(results: Results) -> str:
     doc = results.doc
     out = [f"## sertest audit: {_esc(doc['suite']['name'])} on {_esc(doc['dataset']['name'])}", ""]
-    out.append(f"{doc['dataset']['items']} items, seed {doc['seed']}, sertest {doc['sertest_version']}")
+    out.append(f"{_esc(doc['dataset']['items'])} items, seed {_esc(doc['seed'])}, "
+               f"sertest {_esc(doc['sertest_version'])}")
     out.append("")
     out.append("| model | role | score | correctness | fairness | robustness | pass | fail | "
                "inconclusive | gated | error |")
@@ -81,7 +105,7 @@ def render(results: Results) -> str:
             continue
         s = doc["summary"]["models"][m["name"]]
         c = display.counts(doc, m["name"])
-        out.append(f"| {_esc(m['name'])} | {m['role']} | {_num(s['score'])} | "
+        out.append(f"| {_esc(m['name'])} | {_esc(m['role'])} | {_num(s['score'])} | "
                    + " | ".join(_num(s["topics"].get(t)) for t in ("correctness", "fairness", "robustness"))
                    + f" | {c['pass']} | {c['fail']} | {c['inconclusive']} | {c['gated']} | {c['error']} |")
     out.append("")
@@ -92,13 +116,14 @@ def render(results: Results) -> str:
         for t in rows:
             v = display.verdict(doc, t)
             out.append(f"| {_esc(t['test'])} | {_esc(t['model'])} | {_esc(t['dimension'])} | "
-                       f"{_ICON.get(v, v)} | {_esc(details(doc, t))} | {_esc(note_text(doc, t))} |")
+                       f"{_ICON.get(v) or _esc(v)} | {_esc(details(doc, t))} | "
+                       f"{_esc(note_text(doc, t))} |")
         out.append("")
     errs = doc["items"]["errors"]
     if errs:
         out.append(f"<details><summary>{len(errs)} item error(s)</summary>\n")
         out += ["| item | stage | error |", "|---|---|---|"]
         for e in errs[:50]:
-            out.append(f"| {_esc(e['id'])} | {e['stage']} | {_esc(e['error'])} |")
+            out.append(f"| {_esc(e['id'])} | {_esc(e['stage'])} | {_esc(e['error'])} |")
         out.append("\n</details>\n")
     return "\n".join(out) + "\n"

@@ -13,16 +13,49 @@ FALSE_ALARM_TARGET = 0.05
 
 
 def write_report(validation, out: str, name: str = "validity") -> list[str]:
-    """Write ``<name>.json`` and ``<name>.md`` into ``out``; returns their paths."""
+    """Write ``<name>.json``, ``<name>.md`` and the compact ``<name>-summary.json`` (what an
+    audit report shows beside each test, :func:`summary`) into ``out``; returns their paths."""
     os.makedirs(out, exist_ok=True)
     doc = {**validation.doc, "timings": validation.timings}
-    paths = [os.path.join(out, f"{name}.json"), os.path.join(out, f"{name}.md")]
+    paths = [os.path.join(out, f"{name}.json"), os.path.join(out, f"{name}.md"),
+             os.path.join(out, f"{name}-summary.json")]
     with open(paths[0], "w", encoding="utf-8") as fh:
         json.dump(doc, fh, indent=1, sort_keys=False)
         fh.write("\n")
     with open(paths[1], "w", encoding="utf-8") as fh:
         fh.write(markdown(doc))
+    with open(paths[2], "w", encoding="utf-8") as fh:
+        json.dump(summary(doc), fh, indent=1, sort_keys=True)
+        fh.write("\n")
     return paths
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """Per test and dimension, what a reader of an audit needs beside the verdict: how often
+    the oracle passed, failed and was inconclusive, and how often each planted defect at the
+    size the test's threshold names was caught (not green).
+
+    ``{"suite", "dataset": {name, items}, "settings": {resamples, share, seed, carrier},
+    "tests": {test: {dimension: {"oracle": {"pass", "fail", "inconclusive"},
+    "defects": {defect: not_green}}}}}`` (rates in [0, 1]).
+    """
+    s = doc["settings"]
+    tests: dict[str, dict[str, Any]] = {}
+    for r in doc["rows"]:
+        if r["kind"] == "oracle" and not _not_applicable(r):
+            cell = tests.setdefault(r["test"], {}).setdefault(r["dimension"], {})
+            cell["oracle"] = {"pass": r["passed"], "fail": r["detection"],
+                              "inconclusive": r["inconclusive"]}
+        elif (r["kind"] == "defect" and r["targeted"] and r["reference"]
+              and not _not_applicable(r) and r.get("not_green") is not None):
+            cell = tests.setdefault(r["test"], {}).setdefault(r["dimension"], {})
+            cell.setdefault("defects", {})[r["defect"]] = r["not_green"]
+    ds = doc.get("dataset", {})
+    return {"suite": doc["suite"]["name"],
+            "dataset": {"name": ds.get("name"), "items": ds.get("items", ds.get("n"))},
+            "settings": {k: s.get(k) for k in ("resamples", "share", "seed", "carrier",
+                                                "quick")},
+            "tests": tests}
 
 
 def _pct(x: float | None) -> str:
