@@ -62,16 +62,24 @@ bench: $(VENV)/.dev
 models: $(VENV)/.dev
 	nice -n 10 $(BIN)/python examples/distill/distill.py all
 
-# Published example audits of the reference models (HTML + JSON), see reports/README.md.
-# Kept to a few MB: the full default suite for Wav2Small, the quick suite for all five.
+# Published example audits of the reference models as one static site (sertest publish):
+# reports/index.html (leaderboard), reports/audits/NAME/ (report, results, summary) and the
+# comparison of the two quick audits of the bundled corpus; see reports/README.md.  The audit
+# folders are written to $(REPORT_AUDITS) (under build/, not kept).
+REPORT_AUDITS ?= build/report-audits
 reports: $(VENV)/.dev
 	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --suite default \
-		--out reports/default-wav2small --no-progress || [ $$? -eq 1 ]
-	$(BIN)/sertest run $(REF_MODELS) --suite quick --out reports/quick-reference-models \
+		--out $(REPORT_AUDITS)/default-wav2small --no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest run $(REF_MODELS) --suite quick --out $(REPORT_AUDITS)/quick-reference-models \
 		--no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest run --model wav2small-int8=$(REF)/wav2small-int8.onnx --suite quick \
+		--out $(REPORT_AUDITS)/quick-wav2small-int8 --no-progress || [ $$? -eq 1 ]
 	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
 		--reference teacher=$(REF)/teacher --data sertest/data/corpus/real --suite quick \
-		--out reports/label-free-real-speech --no-progress || [ $$? -eq 1 ]
+		--out $(REPORT_AUDITS)/label-free-real-speech --no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest publish $(REPORT_AUDITS)/quick-reference-models $(REPORT_AUDITS)/quick-wav2small-int8 \
+		$(REPORT_AUDITS)/default-wav2small $(REPORT_AUDITS)/label-free-real-speech --out reports
+	$(BIN)/python -m pytest tests/test_site.py -q -k published
 
 # Self-validation of the default suite (sertest validate): planted defects on the oracle's
 # predictions (truth + noise; Wav2Small supplies the planning and features), judged on 20
@@ -86,6 +94,7 @@ validity: $(VENV)/.core
 	$(BIN)/sertest validate --model wav2small=$(REF)/wav2small.onnx --suite default \
 		--resamples $(VALIDITY_RESAMPLES) --workers $(VALIDITY_WORKERS) --out $(VALIDITY_OUT) \
 		$(VALIDITY_ARGS)
+	cp $(VALIDITY_OUT)/validity-summary.json sertest/validity/default.json
 
 corpus: $(VENV)/.dev system-deps
 	$(BIN)/python scripts/make_corpus.py --out sertest/data/corpus

@@ -7,11 +7,24 @@ layers over it::
     import sertest
     results = sertest.audit(["wav2small.onnx"], data=None, suite="default", out="audit")
     results.result("robustness_small_changes").passed
+
+A runnable example: a constant baseline (0.5 for every dimension) on twelve items of the
+bundled corpus, judged by one test, nothing written to disk:
+
+>>> import sertest
+>>> data = sertest.load_dataset()  # no source: the bundled corpus
+>>> few = data.subset(data.ids[:12])
+>>> suite = {"name": "example", "bootstrap": {"n_boot": 50},
+...          "tests": [{"test": "correctness_regression"}]}
+>>> results = sertest.audit(["random:constant"], few, suite, baselines=False, cache=False,
+...                         progress=False, renderers=())
+>>> results.result("correctness_regression").verdict  # a constant agrees with nothing
+'fail'
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Dataset", "Results", "__version__", "audit", "load_dataset", "load_model",
            "load_suite"]

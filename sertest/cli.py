@@ -19,17 +19,50 @@ import os
 import sys
 import textwrap
 
-from . import __version__
+from ._version import __version__
 from .errors import SertestError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for misspelt options and subcommands (difflib)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        import difflib
+        import re
+
+        words: list[str] = []
+        if message.startswith("unrecognized arguments:"):
+            known = _option_strings(self)
+            for token in message.split(":", 1)[1].split():
+                if token.startswith("--"):
+                    words += difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.6)
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            words += difflib.get_close_matches(m.group(1), choices, n=1, cutoff=0.5)
+        if words:
+            message += f"; did you mean {' or '.join(dict.fromkeys(words))}?"
+        super().error(message)
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every long option of ``parser`` and its subcommands."""
+    out = []
+    for action in parser._actions:
+        out += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _option_strings(sub)
+    return sorted(set(out))
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sertest",
         description="Behavioural tests for speech emotion recognition models: correctness, "
                     "fairness and robustness audits.")
     p.add_argument("--version", action="version", version=f"sertest {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="audit one or more models",
                          description="Audit models on a dataset with a suite; writes "
@@ -78,8 +111,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--isolate", dest="isolate", action="store_true", default=None,
                      help="run each model in supervised worker processes: a model that "
                           "crashes (segfault, abort, out of memory) costs only its own results "
-                          "(default: $SERTEST_ISOLATE=1, else off)")
-    run.add_argument("--no-isolate", dest="isolate", action="store_false")
+                          "(the default of sertest run unless $SERTEST_ISOLATE=0)")
+    run.add_argument("--no-isolate", dest="isolate", action="store_false",
+                     help="run models in this process (saves a worker start per model and "
+                          "the model's second copy in memory; a crashing model then ends the "
+                          "run, which a rerun resumes from the cache)")
     run.add_argument("--no-profile", dest="profile", action="store_false",
                      help="skip the efficiency profile (peak RAM, real-time factor per model)")
     run.add_argument("--executor", choices=["local", "dask"], default="local",
@@ -119,6 +155,39 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("results", nargs="+", metavar="RESULTS_DIR",
                       help="the baseline first, then one or more candidates")
     cmp_.add_argument("--out", "-o", required=True)
+    cmp_.add_argument("--fail-on", choices=["never", "regression"], default="never",
+                      help="exit 1 when a candidate regressed: a test verdict got worse or a "
+                           "measurement got clearly worse (paired bootstrap q < 0.05 where both "
+                           "audits resampled the same items, else CIs apart); default: never")
+
+    sea = sub.add_parser(
+        "search", help="worst-case search: per item, the mildest setting that moves a "
+                       "model's prediction (one axis, bisection)",
+        description="Runs the robustness_search test alone for one model and writes "
+                    "results.json and the reports into --out (see README, Worst-case search).")
+    sea.add_argument("--model", "-m", required=True, metavar="[NAME=]SPEC")
+    sea.add_argument("--data", "-d", metavar="MANIFEST|FOLDER", default=None,
+                     help="data to search (default: the bundled corpus)")
+    sea.add_argument("--axis", default="snr",
+                     help="snr, bitrate, rt60, semitones_up, semitones_down or gain")
+    sea.add_argument("--tolerance", type=float, default=0.05,
+                     help="a change of at least this counts as moved (prediction units)")
+    sea.add_argument("--max-items", type=int, default=40, help="items searched (seeded sample)")
+    sea.add_argument("--budget", type=int, default=600,
+                     help="most model predictions per target (default 600)")
+    sea.add_argument("--target", action="append", default=None,
+                     help="arousal, dominance, valence or emotion (repeatable; default all)")
+    sea.add_argument("--seed", type=int, default=0)
+    sea.add_argument("--cache", default=None, help="prediction cache folder")
+    sea.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
+    sea.add_argument("--out", "-o", required=True)
+
+    pub = sub.add_parser("publish", help="publish audit folders as one static site "
+                                         "(leaderboard, reports, comparisons)")
+    pub.add_argument("audits", nargs="+", metavar="AUDIT_DIR",
+                     help="folders written by 'sertest run'")
+    pub.add_argument("--out", "-o", required=True, metavar="SITE",
+                     help="the site folder (index.html, audits/, comparisons/)")
 
     val = sub.add_parser(
         "validate", help="how often does a suite catch planted defects? (self-validation)",
@@ -208,6 +277,19 @@ def _cache(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":  # recorded in timings.json and the report's reproducibility facts
+        from . import results
+
+        results.COMMAND = results.command_line(["sertest"] + list(sys.argv[1:] if argv is None
+                                                                  else argv))
+        try:
+            return _main(args)
+        finally:
+            results.COMMAND = None
+    return _main(args)
+
+
+def _main(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="sertest: %(message)s")
     for handler in logging.getLogger().handlers:  # the CLI reports these itself, in one line
         handler.addFilter(lambda record: not getattr(record, "render_failure", False))
@@ -216,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return {"run": _run, "list": _list, "report": _report, "compare": _compare,
-                "cache": _cache, "validate": _validate}[args.command](args)
+                "publish": _publish,
+                "cache": _cache, "validate": _validate, "search": _search}[args.command](args)
     except SertestError as exc:
         print(f"sertest: error: {exc}", file=sys.stderr)
         return 2
@@ -235,6 +318,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:  # noqa: BLE001 - a bug of sertest: exit 3, never 1 ("tests failed")
         return _internal_error(exc)
+
+
+def _search(args) -> int:
+    """``sertest search``: the robustness_search test alone, for one model."""
+    from . import audit
+
+    cache = False if args.no_cache else (args.cache or True)
+    suite = {"name": "search", "description": f"worst-case search along {args.axis}",
+             "tests": [{"test": "robustness_search", "params": {
+                 "axis": args.axis, "tolerance": args.tolerance, "max_items": args.max_items,
+                 "budget": args.budget, "cache": cache}}]}
+    if args.target:
+        suite["targets"] = args.target
+    res = audit([args.model], args.data, suite, out=args.out, seed=args.seed, cache=cache,
+                baselines=False)
+    for t in res.select("robustness_search"):
+        cells = {m["metric"]: m for m in t["measurements"]}
+        med = cells.get("median_breakdown", {})
+        unit = (med.get("extra") or {}).get("unit", "")
+        value = med.get("value")
+        text = "beyond the range" if value is None and med.get("extra", {}).get("censored") \
+            else (f"{value:g} {unit}" if value is not None else "n/a")
+        print(f"{t['model']} {t['dimension']}: median breakdown {text} "
+              f"({t['verdict']}); {args.out}/results.json")
+    return res.exit_code()
 
 
 def _internal_error(exc: BaseException, what: str = "") -> int:
@@ -278,6 +386,16 @@ def _render_failures(results) -> int:
     return 3
 
 
+def _cli_isolate(flag: bool | None) -> bool:
+    """``sertest run`` isolates models unless told not to (``--no-isolate`` or
+    ``SERTEST_ISOLATE=0``): from the command line nothing a model does may cost the audit.
+    The library (:func:`sertest.audit`) keeps ``SERTEST_ISOLATE``'s default, off."""
+    if flag is not None:
+        return flag
+    value = os.environ.get("SERTEST_ISOLATE", "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def _run(args) -> int:
     from .data.labels import header_lines
     from .engine import audit
@@ -303,7 +421,7 @@ def _run(args) -> int:
                     labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
                     allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
                     renderers=renderers, executor=args.executor, scheduler=args.scheduler,
-                    timeout=args.timeout, profile=args.profile, isolate=args.isolate,
+                    timeout=args.timeout, profile=args.profile, isolate=_cli_isolate(args.isolate),
                     label_range=args.label_range, label_map=args.label_map)
     head, _, rest = summary_text(results, verbose=args.verbose).partition("\n")
     # the run header: the data's table, label scales and class names as audited
@@ -312,6 +430,8 @@ def _run(args) -> int:
     print(f"\nwrote {os.path.join(args.out, 'results.json')}")
     if results.render_failures:
         return _render_failures(results)
+    if os.path.exists(os.path.join(args.out, "report.html")):  # the last line: what to open
+        print(f"report: {os.path.join(args.out, 'report.html')}")
     return results.exit_code(strict=args.strict)
 
 
@@ -375,11 +495,27 @@ def _compare(args) -> int:
     from .errors import UsageError
 
     try:
-        from .report.compare import compare
+        from .report.compare import run_compare
     except ModuleNotFoundError as exc:
         raise UsageError("sertest compare is not available in this build") from exc
-    for path in compare(args.results, args.out):
+    result = run_compare(args.results, args.out)
+    for path in result.paths:
         print(f"wrote {path}")
+    for line in result.regressions[:20]:
+        print(f"regression: {line}")
+    if len(result.regressions) > 20:
+        print(f"... and {len(result.regressions) - 20} more regression(s): see compare.md")
+    if args.fail_on == "regression":
+        print(f"{len(result.regressions)} regression(s): exit "
+              f"{result.exit_code(args.fail_on)} (--fail-on regression)")
+    return result.exit_code(args.fail_on)
+
+
+def _publish(args) -> int:
+    from .report.site import publish
+
+    pages = publish(args.audits, args.out)
+    print(f"wrote {len(pages)} page(s); open {pages[0]}")
     return 0
 
 
@@ -392,9 +528,14 @@ def _list(args) -> int:
         for cid, cls in registry().items():
             kinds = "/".join("A/D/V" if k == "regression" else "emotion" for k in cls.kinds)
             print(f"  {cid:<42} [{cls.topic}, {kinds}] {cls.description}")
-            if cls.metrics:
-                print(textwrap.indent(", ".join(f"{k} {v}" for k, v in cls.metrics.items()),
-                                      " " * 46))
+            judged = [f"{k} {v}" for k, v in cls.metrics.items() if v is not None]
+            shown = [k for k, v in cls.metrics.items() if v is None]
+            text = ("thresholds: " + ", ".join(judged) if judged else "") + (
+                ("; " if judged else "") + "reported without a threshold: " + ", ".join(shown)
+                if shown else "")
+            if text:
+                print(textwrap.fill(text, width=100, initial_indent=" " * 46,
+                                    subsequent_indent=" " * 48, break_on_hyphens=False))
         print()
     if what in ("all", "perturbations"):
         from .perturb import registry as preg
@@ -412,7 +553,9 @@ def _list(args) -> int:
         for name, path in bundled_suites().items():
             try:
                 s = load_suite(path)
-                print(f"  {name:<12} {len(s.checks)} tests  {s.description}")
+                n = len(s.checks)
+                count = f"{n} test{'' if n == 1 else 's'}"
+                print(f"  {name:<12} {count:<9} {s.description}")
             except SertestError as exc:
                 print(f"  {name:<12} (cannot load: {exc})")
         print()

@@ -24,7 +24,6 @@ docstrings.  Where ser-tests (audEERING's original suite) differs, that is state
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable, Hashable, Sequence
@@ -34,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.spatial.distance
 import scipy.stats
+
+from .stats.bootstrap import percentile_interval, register_weighted_form, replicates
 
 __all__ = [
     "DEFAULT_EDGES",
@@ -214,6 +215,11 @@ def ccc(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ, input empty or non-finite.
+
+    >>> round(ccc([0.1, 0.4, 0.6, 0.9], [0.2, 0.4, 0.5, 0.8]), 4)
+    0.9434
+    >>> ccc([0.1, 0.4, 0.6, 0.9], [0.1, 0.4, 0.6, 0.9])
+    1.0
     """
     x, y = _paired_floats(truth, prediction, "ccc")
     n = x.size
@@ -253,6 +259,9 @@ def pcc(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ, input empty or non-finite.
+
+    >>> round(pcc([0.1, 0.4, 0.6, 0.9], [0.3, 0.5, 0.6, 0.8]), 4)
+    0.9989
     """
     x, y = _paired_floats(truth, prediction, "pcc")
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -268,6 +277,9 @@ def mae(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ, input empty or non-finite.
+
+    >>> round(mae([0.2, 0.4, 0.6], [0.3, 0.4, 0.4]), 4)
+    0.1
     """
     x, y = _paired_floats(truth, prediction, "mae")
     return float(np.mean(np.abs(y - x)))
@@ -278,6 +290,9 @@ def mse(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ, input empty or non-finite.
+
+    >>> round(mse([0.2, 0.4, 0.6], [0.3, 0.4, 0.4]), 4)
+    0.0167
     """
     x, y = _paired_floats(truth, prediction, "mse")
     return float(np.mean(np.square(y - x)))
@@ -292,6 +307,9 @@ def spearman(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ, input empty or non-finite.
+
+    >>> round(spearman([0.1, 0.2, 0.3, 0.4], [0.2, 0.1, 0.5, 0.9]), 4)
+    0.8
     """
     x, y = _paired_floats(truth, prediction, "spearman")
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -325,6 +343,9 @@ def histogram_proportions(
 
     Raises:
         ValueError: empty input, NaN values, ``bins < 1`` or ``low >= high``.
+
+    >>> histogram_proportions([0.05, 0.15, 0.15, 0.95], bins=4).tolist()
+    [0.75, 0.0, 0.0, 0.25]
     """
     func = "histogram_proportions"
     if int(bins) != bins or bins < 1:
@@ -364,6 +385,11 @@ def jensen_shannon_distance(
 
     Raises:
         ValueError: empty input, NaN values, invalid ``bins`` / ``value_range``.
+
+    >>> jensen_shannon_distance([0.1, 0.2, 0.8], [0.1, 0.2, 0.8])
+    0.0
+    >>> round(jensen_shannon_distance([0.1, 0.1], [0.9, 0.9], bins=2), 4)
+    1.0
     """
     q = histogram_proportions(truth, bins, value_range)
     p = histogram_proportions(prediction, bins, value_range)
@@ -384,6 +410,9 @@ def bin_values(values: ArrayLike, edges: Sequence[float] = DEFAULT_EDGES) -> np.
 
     Raises:
         ValueError: empty input, NaN values, edges not strictly increasing.
+
+    >>> bin_values([0.1, 0.3, 0.5, 0.9]).tolist()
+    [0, 1, 1, 3]
     """
     e = _check_edges(edges, "bin_values")
     arr = _float_array(values, "values", "bin_values", allow_inf=True)
@@ -391,7 +420,11 @@ def bin_values(values: ArrayLike, edges: Sequence[float] = DEFAULT_EDGES) -> np.
 
 
 def bin_names(edges: Sequence[float] = DEFAULT_EDGES) -> list[str]:
-    """Readable interval names of the bins of :func:`bin_values`, e.g. ``"(0.25, 0.5]"``."""
+    """Readable interval names of the bins of :func:`bin_values`, e.g. ``"(0.25, 0.5]"``.
+
+    >>> bin_names()
+    ['(-inf, 0.25]', '(0.25, 0.5]', '(0.5, 0.75]', '(0.75, inf)']
+    """
     e = _check_edges(edges, "bin_names").tolist()
     bounds = [-math.inf, *e, math.inf]
     return [
@@ -421,6 +454,9 @@ def min_samples_for_bins(n: int, mean: float = 0.5, sd: float = 1 / 6, edge: flo
 
     Raises:
         ValueError: negative ``n`` or non-positive ``sd``.
+
+    >>> min_samples_for_bins(100)
+    7
     """
     if int(n) != n or n < 0:
         raise ValueError(f"min_samples_for_bins: n must be a non-negative integer, got {n!r}")
@@ -440,6 +476,9 @@ def proportion_in_range(
     Raises:
         ValueError: both limits ``None`` (an unbounded range is a configuration error),
             ``low > high``, empty input or NaN values.
+
+    >>> proportion_in_range([0.1, 0.5, 0.9, 1.2], low=0.0, high=1.0)
+    0.75
     """
     func = "proportion_in_range"
     if low is None and high is None:
@@ -467,6 +506,9 @@ def fraction_unchanged(a: ArrayLike, b: ArrayLike, tolerance: float = 0.05) -> f
 
     Raises:
         ValueError: lengths differ, empty input, non-finite values, ``tolerance <= 0``.
+
+    >>> round(fraction_unchanged([0.50, 0.40, 0.70], [0.52, 0.40, 0.60]), 4)
+    0.6667
     """
     func = "fraction_unchanged"
     if not tolerance > 0:
@@ -482,6 +524,9 @@ def label_agreement(a: ArrayLike, b: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ or empty input.
+
+    >>> round(label_agreement(['anger', 'neutral', 'sadness'], ['anger', 'neutral', 'neutral']), 4)
+    0.6667
     """
     x = _label_list(a, "a", "label_agreement")
     y = _label_list(b, "b", "label_agreement")
@@ -524,6 +569,9 @@ def confusion_matrix(
 
     Raises:
         ValueError: lengths differ, empty input, duplicate labels.
+
+    >>> confusion_matrix(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral']).tolist()
+    [[1, 0], [1, 1]]
     """
     t, p = _paired_labels(truth, prediction, "confusion_matrix")
     lab = _resolve_labels(labels, _sorted_unique(t, p), "confusion_matrix")
@@ -560,6 +608,9 @@ def recall_per_class(
 
     Raises:
         ValueError: lengths differ, empty input, duplicate labels.
+
+    >>> recall_per_class(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral'])
+    {'anger': 1.0, 'neutral': 0.5}
     """
     t, p = _paired_labels(truth, prediction, "recall_per_class")
     lab = _resolve_labels(labels, _sorted_unique(t, p), "recall_per_class")
@@ -591,6 +642,9 @@ def precision_per_class(
 
     Raises:
         ValueError: lengths differ, empty input, duplicate labels.
+
+    >>> precision_per_class(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral'])
+    {'anger': 0.5, 'neutral': 1.0}
     """
     t, p = _paired_labels(truth, prediction, "precision_per_class")
     lab = _resolve_labels(labels, _sorted_unique(t, p), "precision_per_class")
@@ -626,6 +680,9 @@ def uar(
 
     Raises:
         ValueError: lengths differ, empty input, duplicate labels.
+
+    >>> uar(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral'])
+    0.75
     """
     t, p = _paired_labels(truth, prediction, "uar")
     lab = _resolve_labels(labels, _sorted_unique(t), "uar")
@@ -658,6 +715,9 @@ def uap(
 
     Raises:
         ValueError: lengths differ, empty input, duplicate labels.
+
+    >>> uap(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral'])
+    0.75
     """
     t, p = _paired_labels(truth, prediction, "uap")
     lab = _resolve_labels(labels, _sorted_unique(t), "uap")
@@ -672,6 +732,9 @@ def accuracy(truth: ArrayLike, prediction: ArrayLike) -> float:
 
     Raises:
         ValueError: lengths differ or empty input.
+
+    >>> round(accuracy(['anger', 'neutral', 'neutral'], ['anger', 'anger', 'neutral']), 4)
+    0.6667
     """
     t, p = _paired_labels(truth, prediction, "accuracy")
     return sum(1 for u, v in zip(t, p) if u == v) / len(t)
@@ -690,6 +753,9 @@ def class_proportions(
 
     Raises:
         ValueError: empty input or duplicate labels.
+
+    >>> class_proportions(['anger', 'neutral', 'neutral', 'sadness'])
+    {'anger': 0.25, 'neutral': 0.5, 'sadness': 0.25}
     """
     values = _label_list(labels_seq, "labels_seq", "class_proportions")
     lab = _resolve_labels(labels, _sorted_unique(values), "class_proportions")
@@ -714,6 +780,10 @@ def relative_difference_per_class(
 
     Raises:
         ValueError: empty input or duplicate labels.
+
+    >>> relative_difference_per_class(['anger', 'anger', 'neutral', 'neutral'],
+    ...                               ['anger', 'neutral', 'neutral', 'neutral'])
+    {'anger': 0.25, 'neutral': -0.25}
     """
     func = "relative_difference_per_class"
     pred = _label_list(prediction, "prediction", func)
@@ -753,6 +823,9 @@ def precision_per_bin(
 
     Raises:
         ValueError: lengths differ, empty or NaN input, invalid edges / min_samples.
+
+    >>> precision_per_bin([0.1, 0.3, 0.6, 0.9], [0.1, 0.6, 0.6, 0.9])
+    {0: 1.0, 1: nan, 2: 0.5, 3: 1.0}
     """
     func = "precision_per_bin"
     min_samples = _check_min_samples(min_samples, func)
@@ -780,6 +853,9 @@ def recall_per_bin(
 
     Raises:
         ValueError: lengths differ, empty or NaN input, invalid edges / min_samples.
+
+    >>> recall_per_bin([0.1, 0.3, 0.6, 0.9], [0.1, 0.6, 0.6, 0.9])
+    {0: 1.0, 1: 0.0, 2: 1.0, 3: 1.0}
     """
     func = "recall_per_bin"
     min_samples = _check_min_samples(min_samples, func)
@@ -815,6 +891,9 @@ def relative_difference_per_bin(
 
     Raises:
         ValueError: empty or NaN input, invalid edges / min_samples.
+
+    >>> relative_difference_per_bin([0.1, 0.6, 0.6, 0.9], [0.1, 0.1, 0.6, 0.9])
+    {0: -0.25, 1: 0.0, 2: 0.25, 3: 0.0}
     """
     func = "relative_difference_per_bin"
     min_samples = _check_min_samples(min_samples, func)
@@ -928,28 +1007,6 @@ def _mse_weighted(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return _wsum(w, np.square(y - x)) / w.sum(axis=1)
 
 
-def _indices_to_weights(indices: np.ndarray, n: int) -> np.ndarray:
-    """Rows of drawn indices ``(n_rows, k)`` -> rows of draw counts ``(n_rows, n)``."""
-    rows = indices.shape[0]
-    flat = (indices + (np.arange(rows) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n)
-
-
-def _ccc_rows(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """CCC of ``x[idx], y[idx]`` for each row ``idx`` of a 2-D index array."""
-    return _ccc_weighted(_indices_to_weights(indices, x.size).astype(np.float64), x, y)
-
-
-def _pcc_rows(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """PCC of ``x[idx], y[idx]`` for each row ``idx`` of a 2-D index array."""
-    return _pcc_weighted(_indices_to_weights(indices, x.size).astype(np.float64), x, y)
-
-
-def _mae_rows(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """MAE of ``x[idx], y[idx]`` for each row ``idx`` of a 2-D index array."""
-    return _mae_weighted(_indices_to_weights(indices, x.size).astype(np.float64), x, y)
-
-
 _WeightedMetric = Callable[[np.ndarray], np.ndarray]
 
 
@@ -1001,30 +1058,18 @@ def _prepare_accuracy(arrays: tuple[Any, ...], kwargs: dict[str, Any]) -> _Weigh
     return lambda w: _wsum(w, correct) / w.sum(axis=1)
 
 
-_Preparer = Callable[[tuple[Any, ...], dict[str, Any]], _WeightedMetric | None]
-
-_VECTORISED: dict[Callable[..., Any], _Preparer] = {
-    ccc: _prepare_regression(_ccc_weighted, "ccc"),
-    pcc: _prepare_regression(_pcc_weighted, "pcc"),
-    mae: _prepare_regression(_mae_weighted, "mae"),
-    mse: _prepare_regression(_mse_weighted, "mse"),
-    uar: _prepare_average("uar"),
-    uap: _prepare_average("uap"),
-    accuracy: _prepare_accuracy,
-}
-
-
-def _vectorised(metric: Callable[..., Any], arrays: tuple[Any, ...]) -> _WeightedMetric | None:
-    """A function of the weight matrix computing ``metric``, if one is known."""
-    kwargs: dict[str, Any] = {}
-    if isinstance(metric, functools.partial) and not metric.args:
-        kwargs = dict(metric.keywords)
-        metric = metric.func
-    try:
-        prepare = _VECTORISED.get(metric)
-    except TypeError:  # unhashable callable
-        return None
-    return None if prepare is None else prepare(arrays, kwargs)
+# The weighted forms are declared to the statistics layer, which evaluates them for all
+# resamples at once (sertest.stats.weighted_form looks them up).
+for _metric, _prepare in (
+    (ccc, _prepare_regression(_ccc_weighted, "ccc")),
+    (pcc, _prepare_regression(_pcc_weighted, "pcc")),
+    (mae, _prepare_regression(_mae_weighted, "mae")),
+    (mse, _prepare_regression(_mse_weighted, "mse")),
+    (uar, _prepare_average("uar")),
+    (uap, _prepare_average("uap")),
+    (accuracy, _prepare_accuracy),
+):
+    register_weighted_form(_metric, _prepare)
 
 
 def bootstrap_ci(
@@ -1078,6 +1123,12 @@ def bootstrap_ci(
     Raises:
         TypeError: ``rng`` is not a ``numpy.random.Generator``.
         ValueError: no arrays, arrays of different lengths or empty, invalid options.
+
+    >>> import numpy as np
+    >>> truth, prediction = [0.1, 0.3, 0.4, 0.6, 0.8, 0.9], [0.2, 0.3, 0.5, 0.5, 0.7, 0.9]
+    >>> low, high = bootstrap_ci(ccc, truth, prediction, n_boot=200, rng=np.random.default_rng(0))
+    >>> bool(low <= ccc(truth, prediction) <= high)
+    True
     """
     func = "bootstrap_ci"
     if not isinstance(rng, np.random.Generator):
@@ -1100,8 +1151,6 @@ def bootstrap_ci(
     cluster_ids = None if groups is None else _label_list(groups, "groups", func)
     if cluster_ids is not None:
         _check_same_length(len(cluster_ids), n, "groups and arrays", func)
-    from .stats import percentile_interval, replicates
-
     values = replicates(metric, *arrays, n_boot=n_boot, rng=rng, groups=cluster_ids)
     interval = percentile_interval(values, confidence, max_nan_fraction)
     return (math.nan, math.nan) if interval is None else interval

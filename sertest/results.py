@@ -40,6 +40,27 @@ _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _
 _SPACE = __import__("re").compile(r"\s+")
 TOPICS = ("correctness", "fairness", "robustness")
 log = logging.getLogger("sertest")
+#: the command line of this process, as the front end ran it (set by sertest.cli); kept in
+#: timings.json (it names output folders, so it never enters the byte-identical results.json)
+COMMAND: str | None = None
+
+
+def command_line(argv: Iterable[str]) -> str:
+    """``argv`` as one shell-quoted line, paths inside the working folder made relative to it
+    and other absolute paths shortened to ``…/NAME`` (no machine's paths are published)."""
+    import shlex
+
+    cwd = os.getcwd()
+    out = []
+    for arg in argv:
+        prefix, sep, value = arg.partition("=") if arg.startswith("-") or "=" in arg else ("", "", arg)
+        target = value if sep else arg
+        if os.path.isabs(target):
+            target = (os.path.relpath(target, cwd) if target.startswith(cwd.rstrip(os.sep) + os.sep)
+                      else "…/" + os.path.basename(target.rstrip(os.sep)))
+        out.append(f"{prefix}{sep}{target}" if sep else target)
+    return shlex.join(out)
+
 
 
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +127,8 @@ class Results:
         make_finite(doc)
         self.doc = doc
         self.timings = dict(timings or {})
+        if COMMAND and "command" not in self.timings:
+            self.timings["command"] = COMMAND
         make_finite(self.timings, record=False)
         roots = make_relative(doc)
         if roots:

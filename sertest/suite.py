@@ -26,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
 from .checks import Check, registry
 from .errors import UsageError
-from .models.base import DIMENSIONS, EMOTION
+from .vocabulary import DIMENSIONS, EMOTION
 
 SUITE_DIR = os.path.join(os.path.dirname(__file__), "test_suites")
 _TOP_KEYS = {"name", "description", "targets", "bootstrap", "tests", "version",
@@ -64,6 +64,57 @@ class Suite:
                 "sha256": self.sha256, "n_boot": self.n_boot, "confidence": self.confidence,
                 "tests": [c.name for c, _ in self.checks]}
 
+    def cells(self, models: Iterable[Any] | Mapping[str, Any]
+              ) -> Iterator[tuple[Check, str, str]]:
+        """Every (check, model name, target) the suite judges, in the order of the results:
+        checks in suite order, then models in the given order, then each model's targets;
+        a target is left out when the suite's or the test's ``targets`` leave it out, or
+        when the check does not support it (a regression test on ``emotion``).  The engine
+        evaluates these cells and the pytest plugin collects them as items (each model's
+        ``model_health`` entry aside).
+
+        Args:
+            models: models (objects with ``name`` and ``targets``), or a mapping
+                name -> model.
+
+        >>> from types import SimpleNamespace
+        >>> suite = load_suite({"tests": ["correctness_regression"],
+        ...                     "targets": ["arousal", "valence", "emotion"]})
+        >>> model = SimpleNamespace(name="w2s", targets=("arousal", "dominance", "valence",
+        ...                                              "emotion"))
+        >>> [(check.name, name, target) for check, name, target in suite.cells([model])]
+        [('correctness_regression', 'w2s', 'arousal'), ('correctness_regression', 'w2s', 'valence')]
+        """
+        named = list(models.items()) if isinstance(models, Mapping) else \
+            [(m.name, m) for m in models]
+        for check, targets in self.checks:
+            for name, model in named:
+                for target in model.targets:
+                    if self.targets and target not in self.targets:
+                        continue
+                    if targets and target not in targets:
+                        continue
+                    if check.supports(target):
+                        yield check, name, target
+
+
+def is_suite_document(doc: Any) -> bool:
+    """Whether a parsed YAML document has the shape of a suite: a mapping with only suite
+    keys and a non-empty ``tests`` list of test ids (strings, or mappings with a ``test``
+    string).  It does not look the tests up (:func:`load_suite` does).
+
+    >>> is_suite_document({"name": "ci", "tests": ["correctness_regression"]})
+    True
+    >>> is_suite_document({"name": "ci", "on": ["push"], "jobs": {}})
+    False
+    """
+    if not isinstance(doc, dict) or not set(doc) <= _TOP_KEYS:
+        return False
+    tests = doc.get("tests")
+    return isinstance(tests, list) and bool(tests) and all(
+        isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("test"), str))
+        for t in tests)
+
 
 def bundled_suites() -> dict[str, str]:
     """Bundled suite names and their paths."""
@@ -83,8 +134,12 @@ def resolve_suite_path(suite: str) -> str:
         return bundled[suite]
     if not os.path.exists(suite) and name in bundled and os.sep not in suite.strip("./"):
         return bundled[name]
-    raise UsageError(f"--suite {suite!r}: no such file, and no bundled suite of that name "
-                     f"(bundled: {', '.join(bundled) or 'none'})")
+    import difflib
+
+    close = difflib.get_close_matches(name, list(bundled), n=2, cutoff=0.6)
+    raise UsageError(f"--suite {suite!r}: no such file, and no bundled suite of that name"
+                     + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+                     + f" (bundled: {', '.join(bundled) or 'none'})")
 
 
 def load_suite(suite: str | dict = "quick") -> Suite:
@@ -135,7 +190,12 @@ def load_suite(suite: str | dict = "quick") -> Suite:
                              f"allowed: {', '.join(sorted(_TEST_KEYS))}")
         test_id = entry.get("test")
         if not isinstance(test_id, str) or test_id not in reg:
-            raise UsageError(f"{here}: unknown test {test_id!r}; known: {', '.join(reg)}")
+            import difflib
+
+            close = difflib.get_close_matches(str(test_id), list(reg), n=2, cutoff=0.6)
+            raise UsageError(f"{here}: unknown test {test_id!r}"
+                             + (f"; did you mean {' or '.join(map(repr, close))}?" if close else "")
+                             + f"; known: {', '.join(reg)}")
         name = entry.get("name") or test_id
         if not isinstance(name, str):
             raise UsageError(f"{here}: 'name' must be a string, got {name!r}")

@@ -309,11 +309,11 @@ def test_pitch_breakdown_per_side_with_ci_and_censoring():
            -4: {"ccc_change": _m("ccc_change", -0.09, (-0.12, -0.07))},
            2: {"ccc_change": _m("ccc_change", -0.02, (-0.04, 0.0))},
            4: {"ccc_change": _m("ccc_change", -0.03, (-0.045, -0.01))}}
-    down = check._breakdown("down", [-2, -4], per, "ccc_change", -0.05, 0.0)
+    down = check.breakdown_point("down", [-2, -4], per, "ccc_change", -0.05, 0.0)
     assert -4 < down.value < -2 and down.ci[0] <= down.value <= down.ci[1]
     assert down.value == pytest.approx(-3.0)
     assert down.ci == (pytest.approx(-2 - 0.1 / 0.07), pytest.approx(-2 - 0.04 / 0.09))
-    up = check._breakdown("up", [2, 4], per, "ccc_change", -0.05, 0.0)
+    up = check.breakdown_point("up", [2, 4], per, "ccc_change", -0.05, 0.0)
     assert math.isnan(up.value) and up.extra["censored"] == "never"
     assert up.extra["known_between"] == [4, math.inf] and up.ci == (4, math.inf)
     from sertest.checks.verdict import judge_entry
@@ -325,7 +325,7 @@ def test_noise_breakdown_at_first_level_fails():
     check = DoseNoise({"levels": [30, 10]})
     per = {30: {"ccc_change": _m("ccc_change", -0.2, (-0.3, -0.1))},
            10: {"ccc_change": _m("ccc_change", -0.4, (-0.5, -0.3))}}
-    m = check._breakdown(None, [30, 10], per, "ccc_change", -0.05, 0.0)
+    m = check.breakdown_point(None, [30, 10], per, "ccc_change", -0.05, 0.0)
     assert m.value == 30 and m.extra["censored"] == "at_first" and m.ci == (30, math.inf)
     assert check.threshold_for("breakdown_snr_db").judge(m.value, m.ci) == "fail"
 

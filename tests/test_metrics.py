@@ -13,6 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sertest import metrics as m
+from sertest.stats import weighted_form
 
 # Per-test settings (no global profile: other test files keep their own defaults).
 hyp = settings(deadline=None, max_examples=50)  # a 1500-example run passed too
@@ -117,7 +118,8 @@ def test_ccc_and_pcc_survive_a_common_rescaling_to_extreme_magnitudes(xy, scale)
     assert m.ccc(scale * x, scale * y) == pytest.approx(m.ccc(x, y), abs=1e-9)
     assert m.pcc(scale * x, y) == pytest.approx(m.pcc(x, y), abs=1e-9)
     w = np.ones((1, x.size))
-    assert m._ccc_weighted(w, scale * x, scale * y)[0] == pytest.approx(m.ccc(x, y), abs=1e-9)
+    ccc_weighted = weighted_form(m.ccc, (scale * x, scale * y))
+    assert ccc_weighted(w)[0] == pytest.approx(m.ccc(x, y), abs=1e-9)
 
 
 @hyp
@@ -554,7 +556,7 @@ def test_vectorised_bootstrap_equals_calling_the_metric_on_each_resample(metric,
     else:
         a, b = rng.choice(CLASSES[:4], n), rng.choice(CLASSES[:5], n)
     groups = rng.integers(0, 4, n)
-    weighted = m._vectorised(metric, (a, b))
+    weighted = weighted_form(metric, (a, b))
     assert weighted is not None
     counts = rng.integers(0, 3, size=(200, n))
     counts[:, 0] += 1  # never an empty resample
@@ -586,19 +588,21 @@ def test_vectorised_ccc_and_pcc_on_constant_and_nearly_constant_resamples():
         ],
         dtype=float,
     )
-    for kernel, metric in [(m._ccc_weighted, m.ccc), (m._pcc_weighted, m.pcc)]:
-        fast = kernel(weights, x, y)
+    for metric in (m.ccc, m.pcc):
+        fast = weighted_form(metric, (x, y))(weights)
         for row, w in enumerate(weights):
             chosen = np.repeat(np.arange(x.size), w.astype(int))
             assert same(fast[row], metric(x[chosen], y[chosen]), 1e-12), (metric.__name__, row)
-    assert m._ccc_weighted(weights, x, y)[3] == 0.0
-    assert math.isnan(m._ccc_weighted(weights, x, y)[1])
+    ccc_rows = weighted_form(m.ccc, (x, y))(weights)
+    assert ccc_rows[3] == 0.0
+    assert math.isnan(ccc_rows[1])
 
 
-def test_index_helpers_match_direct_computation():
+def test_weighted_forms_of_drawn_indices_match_direct_computation():
     truth, prediction = regression_data(50, 4)
     idx = np.random.default_rng(4).integers(0, 50, size=(30, 50))
-    for helper, metric in [(m._ccc_rows, m.ccc), (m._pcc_rows, m.pcc), (m._mae_rows, m.mae)]:
-        rows = helper(truth, prediction, idx)
+    counts = np.stack([np.bincount(row, minlength=50) for row in idx]).astype(np.float64)
+    for metric in (m.ccc, m.pcc, m.mae):
+        rows = weighted_form(metric, (truth, prediction))(counts)
         direct = [metric(truth[i], prediction[i]) for i in idx]
         np.testing.assert_allclose(rows, direct, atol=1e-12)

@@ -513,8 +513,9 @@ def test_small_change_lengths_and_drawn_values(seed, sr):
     x = speechlike(np.random.default_rng(seed), sr, 0.3)
     for name in ("append_zeros", "prepend_zeros", "crop_beginning", "crop_end"):
         p = from_spec(name)
-        y = p(x, sr, derive_rng(seed, name))
-        k = p.last_parameters["samples"]
+        y, drawn = p.perturb(x, sr, derive_rng(seed, name))
+        k = drawn["samples"]
+        assert np.array_equal(y, p(x, sr, derive_rng(seed, name)))  # as calling it
         assert k in (100, 500, 1000)
         if name == "append_zeros":
             assert y.size == x.size + k and not np.any(y[x.size:])
@@ -525,15 +526,15 @@ def test_small_change_lengths_and_drawn_values(seed, sr):
         else:
             assert np.array_equal(y, x[: x.size - min(k, x.size // 2)])
     tone = from_spec("additive_tone")
-    y = tone(x, sr, derive_rng(seed, "tone"))
-    drawn = tone.last_parameters
+    y, drawn = tone.perturb(x, sr, derive_rng(seed, "tone"))
     assert 5000 <= drawn["freq_hz"] <= 7000 and drawn["peak_snr_db"] in (40, 45, 50)
     added = y.astype(float) - x
     ratio_db = 20 * np.log10(np.max(np.abs(x)) / np.max(np.abs(added)))
     assert abs(ratio_db - drawn["peak_snr_db"]) < 0.2
     gain = from_spec("gain_small")
-    y = gain(x, sr, derive_rng(seed, "gain"))
-    np.testing.assert_allclose(y, x * 10 ** (gain.last_parameters["gain_db"] / 20), rtol=1e-6)
+    y, drawn = gain.perturb(x, sr, derive_rng(seed, "gain"))
+    np.testing.assert_allclose(y, x * 10 ** (drawn["gain_db"] / 20), rtol=1e-6)
+    assert not hasattr(gain, "last_parameters")  # nothing drawn is kept on the shared instance
 
 
 @pytest.mark.parametrize("sr,coded", [(16000, 16000), (8000, 8000), (22050, 48000)])

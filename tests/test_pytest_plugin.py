@@ -511,3 +511,142 @@ def test_strict_makes_an_inconclusive_test_fail(pytester, assets):
     strict = _run(pytester, *common, "--sertest-strict")
     strict.assert_outcomes(failed=1)
     assert "inconclusive" in strict.stdout.str() or "cannot tell" in strict.stdout.str()
+
+
+# -- the plugin over the library API --------------------------------------------------------
+def test_items_are_the_cells_the_engine_evaluates(assets):
+    """The plugin's items and the audit's entries come from one Suite.cells: the same
+    (test, model, dimension) triples in the same order."""
+    from sertest.suite import load_suite
+
+    models = [load_model(assets[k]) for k in ("good", "flat", "worse")]
+    cells = [(c.name, m, t) for c, m, t in load_suite(SUITE_DOC).cells(models)]
+    warm = Path(assets["data"]).parent / "warm" / "results.json"
+    doc = json.loads(warm.read_text())
+    names = {m.name for m in models}
+    entries = [(e["test"], e["model"], e["dimension"]) for e in doc["tests"]
+               if e["model"] in names and e["test"] != "model_health"]
+    assert entries == cells and len(cells) == 3 + 1 + 1  # good: 3 dimensions; flat, worse: 1
+    by_name = {"good": models[0]}  # a mapping name -> model gives the same cells
+    assert [(c.name, m, t) for c, m, t in load_suite(SUITE_DOC).cells(by_name)] == cells[:3]
+
+
+def test_a_compare_fail_rule_naming_no_metric_is_a_usage_error(pytester, assets):
+    _suites(pytester)
+    common = [f"--sertest-model={assets['good']}", "mini.yaml", "--collect-only", "-q"]
+    bad = _run(pytester, *common, "--sertest-compare-fail", "fraction_unchanged:-5%")
+    assert bad.ret == pytest.ExitCode.INTERRUPTED  # a collection error: nothing runs
+    text = bad.stdout.str()
+    assert ("--sertest-compare-fail 'fraction_unchanged:-5%': no test emits a metric "
+            "matching 'fraction_unchanged'; did you mean 'unchanged'") in text
+    assert "(the collected suites emit: ccc, clipped_share, item_failure_share, mae, pcc)" in text
+    # a known metric that this suite does not emit gates nothing: a warning, items collected
+    idle = _run(pytester, *common, "--sertest-compare-fail", "ccc:-0.02",
+                "--sertest-compare-fail", "robustness_*/unchanged:-0.05")
+    assert idle.ret == 0
+    idle.stdout.fnmatch_lines([
+        "*mini.yaml::correctness_regression[[]good-arousal[]]",
+        "*SertestRuleWarning: --sertest-compare-fail 'robustness_*/unchanged:-0.05' gates "
+        "nothing: no test of the collected suites is named 'robustness_*'*"])
+    assert "'ccc:-0.02' gates nothing" not in idle.stdout.str()
+    # the help suggests metrics that exist
+    helptext = _run(pytester, "--help").stdout.str()
+    assert "unchanged:-5%" in helptext and "fraction_unchanged" not in helptext
+
+
+def test_check_rules_suggests_the_metric_and_the_test():
+    from sertest.errors import UsageError
+    from sertest.pytest_plugin.baseline import check_rules, parse_rules
+
+    emitted = {("correctness_regression", m) for m in ("ccc", "pcc", "mae")} | {
+        ("robustness_small_changes", "unchanged"), ("model_health", "item_failure_share")}
+    known = {"ccc", "pcc", "mae", "unchanged", "ccc_change", "item_failure_share", "uar"}
+    ok = parse_rules(["*:-0.01", "ccc:-0.02", "robustness_*/unchanged:-0.1",
+                      "item_failure_share:0.01", "correctness_regression/*:-0.05"])
+    assert check_rules(ok, emitted, known) == []
+    with pytest.raises(UsageError, match=r"'cccc:-0\.02'.*; did you mean 'ccc'\? \("):
+        check_rules(parse_rules(["cccc:-0.02"]), emitted, known)
+    with pytest.raises(UsageError, match=r"did you mean 'ccc_change'"):  # known, not emitted
+        check_rules(parse_rules(["ccc_chnage:-0.02"]), emitted, known)
+    with pytest.raises(UsageError, match=r"no test emits a metric matching 'fraction_\*'"):
+        check_rules(parse_rules(["fraction_*:-0.1"]), emitted, known)
+    notes = check_rules(parse_rules(["uar:-0.02", "robustness_smal_changes/unchanged:-0.1"]),
+                        emitted, known)
+    assert notes[0].endswith("no test of the collected suites emits a metric matching 'uar' "
+                             "(they emit: ccc, item_failure_share, mae, pcc, unchanged)")
+    assert "did you mean 'robustness_small_changes'?" in notes[1]
+
+
+def test_model_specs_resolve_with_registered_adapter_kinds(tmp_path, monkeypatch):
+    from sertest import models
+    from sertest.pytest_plugin import resolve_model_spec
+
+    (tmp_path / "m.onnx").write_bytes(b"")
+    (tmp_path / "params.json").write_text("{}")
+    monkeypatch.setitem(models.ADAPTERS, "rms", "rms_adapter:load_rms")
+    at = str(tmp_path)
+    assert resolve_model_spec("m.onnx", tmp_path) == os.path.join(at, "m.onnx")
+    assert resolve_model_spec("w2s=m.onnx", tmp_path) == "w2s=" + os.path.join(at, "m.onnx")
+    assert resolve_model_spec("onnx:m.onnx", tmp_path) == "onnx:" + os.path.join(at, "m.onnx")
+    assert resolve_model_spec("x=rms:params.json", tmp_path) == \
+        "x=rms:" + os.path.join(at, "params.json")
+    for kept in ("random:gaussian", "callable:pkg.mod:fn", "hf:org/name", "org/name@main",
+                 "rms:/abs/params.json"):
+        assert resolve_model_spec(kept, tmp_path) == kept
+    monkeypatch.delitem(models.ADAPTERS, "rms")  # an unregistered kind is a file name
+    assert resolve_model_spec("rms:params.json", tmp_path) == os.path.join(at, "rms:params.json")
+
+
+RMS_ADAPTER = '''
+"""An adapter of its own: arousal = scale x RMS + offset, both read from a JSON file."""
+import json
+import os
+
+import numpy as np
+
+from sertest.models import Model
+from sertest.models.base import file_digest
+
+
+class RmsModel(Model):
+    dimensions = ("arousal",)
+
+    def __init__(self, path, name=None):
+        with open(path) as fh:
+            params = json.load(fh)
+        self.path, self.scale, self.offset = path, params["scale"], params["offset"]
+        self.name = name or os.path.splitext(os.path.basename(path))[0]
+
+    def predict_batch(self, signals):
+        rms = np.sqrt(np.mean(np.square(signals, dtype=np.float64), axis=1))
+        return (self.scale * rms + self.offset)[:, None].astype(np.float32)
+
+    def fingerprint(self):
+        return "rms:" + file_digest(self.path)
+
+
+def load_rms(target, name=None, **_):
+    return RmsModel(target, name)
+'''
+
+
+def test_an_adapter_registered_with_register_adapter_is_usable(pytester, assets):
+    """``register_adapter`` in a conftest makes ``--sertest-model KIND:TARGET`` work, with
+    the target relative to the invocation directory."""
+    _suites(pytester)
+    pytester.makepyfile(rms_adapter=RMS_ADAPTER)
+    pytester.makeconftest("""
+        from sertest.models import register_adapter
+
+        register_adapter("rms", "rms_adapter:load_rms")
+    """)
+    (pytester.path / "loud.json").write_text(json.dumps({"scale": 3.0, "offset": 0.0}))
+    # a subprocess: the registered kind must not stay in this process's registry
+    res = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-rfs", "--sertest-model=rms:loud.json", *_common(assets),
+        "--sertest-no-baselines", "mini-arousal.yaml", "--junitxml=j.xml")
+    res.assert_outcomes(passed=2)  # correctness_regression and model_health
+    props = {_props(c)["sertest.test"]: _props(c) for c in _cases(pytester.path / "j.xml")}
+    assert props["correctness_regression"]["sertest.model"] == "loud"
+    assert float(props["correctness_regression"]["ccc"]) > 0.99  # the labels are 3 x RMS
+    res.stdout.fnmatch_lines([f"sertest: models rms:{pytester.path / 'loud.json'};*"])

@@ -380,12 +380,23 @@ def test_report_renders_offline_without_errors(report_dir, browser, workdir):
     # left out of the page (noise about noise), so its copy of it is not drawn
     assert browser.js("return document.querySelectorAll('pre.raw').length") == 1
     # the gallery embeds clean/perturbed audio the browser can decode
-    srcs = browser.js("return [...document.querySelectorAll('#gallery ~ .card audio')].map(a => a.src)")
-    assert srcs and all(s.startswith("data:audio/wav;base64,") for s in srcs)
-    duration = browser.js(
-        "const a = document.querySelector('#gallery ~ .card audio'); a.preload = 'auto'; a.load();"
-        "return new Promise(r => { a.onloadedmetadata = () => r(a.duration); setTimeout(() => r(-1), 5000); })")
-    assert duration is not None and 0.3 < duration <= 4.01
+    # as Opus (a tenth of WAV); only the first pair also carries a WAV source, the fallback for
+    # browsers without Opus
+    srcs = browser.js("return [...document.querySelectorAll('#gallery ~ .card audio')].map("
+                      "a => [...a.querySelectorAll('source')].map(s => [s.type, s.src.slice(0, 22)]))")
+    assert srcs and all(s[0] == ["audio/ogg; codecs=opus", "data:audio/ogg;base64,"] for s in srcs)
+    assert [len(s) for s in srcs] == [2, 2] + [1] * (len(srcs) - 2)
+    assert srcs[0][1] == ["audio/wav", "data:audio/wav;base64,"]
+    assert browser.js("return document.createElement('audio').canPlayType("
+                      "'audio/ogg; codecs=opus')") != ""
+    for k in (0, 2):  # this browser plays the Opus source, with and without a fallback beside it
+        duration, current = browser.js(
+            "const a = document.querySelectorAll('#gallery ~ .card audio')[arguments[0]];"
+            "a.preload = 'auto'; a.load(); return new Promise(r => { a.onloadedmetadata = () => "
+            "r([a.duration, a.currentSrc.slice(0, 14)]); setTimeout(() => r([-1, '']), 5000); })", k)
+        assert 0.3 < duration <= 4.05 and current == "data:audio/ogg"
+    # the no-Opus note stays hidden where Opus plays
+    assert browser.js("return getComputedStyle(document.querySelector('.no-opus-note')).display") == "none"
     # item errors are listed (the corrupt file), and baselines can be hidden
     assert browser.js("return document.querySelectorAll('#item-errors + .card tbody tr').length") == \
         len(doc["items"]["errors"]) >= 1
@@ -432,7 +443,12 @@ def test_gallery_keeps_its_size_cap_and_degrades_to_a_note(report_dir):
     view = build_view(res)
     embedded = [c for c in view.clips if c.clean_uri]
     assert 1 <= len(embedded) <= gallery.MAX_ITEMS
-    assert sum(len(c.clean_uri) + len(c.perturbed_uri) for c in embedded) <= gallery.BUDGET_BYTES
+    assert sum(len(c.clean_uri) + len(c.perturbed_uri) + len(c.clean_wav or "")
+               + len(c.perturbed_wav or "") for c in embedded) <= gallery.BUDGET_BYTES
+    # the gallery spans items and conditions: none is heard twice
+    assert len({c.item_id for c in view.clips}) == len(view.clips)
+    assert len({c.condition for c in view.clips}) == len(view.clips)
+    assert [c.clean_wav is not None for c in embedded] == [True] + [False] * (len(embedded) - 1)
     # the perturbed side is what the model heard: not identical to the clean side
     assert all(c.clean_uri != c.perturbed_uri for c in embedded)
     # a tiny budget embeds fewer pairs and says so
@@ -689,7 +705,9 @@ def test_page_shows_gated_flags_and_failures_first(browser, workdir):
     assert any(f.startswith("confound") and "group female is one speaker" in f for f in flags)
     assert any(f.startswith("uninformative") for f in flags)
     assert any(f.startswith("item failures") for f in flags)
-    text = browser.js("return document.body.innerText")
+    # (textContent: sections off screen are not laid out - content-visibility: auto - so
+    # innerText leaves them out until they are scrolled to)
+    text = browser.js("return document.body.textContent.replace(/\\s+/g, ' ')")
     assert "verdict over 15 comparisons, simultaneous 95 %" in text
     assert "mde 0.09; underpowered, needs about 340 items" in text
     assert "4 of 120 needed item(s) failed, e.g. i07" in text

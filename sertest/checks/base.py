@@ -17,27 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UsageError
-from ..models.base import DIMENSIONS, EMOTION
 from ..perturb.base import Perturbation
+from ..vocabulary import DIMENSIONS, EMOTION
+from .registry import register, registry  # the table of tests (one line per module)
 from .verdict import Threshold
-
-_REGISTRY: dict[str, type["Check"]] = {}
-
-
-def register(cls: type["Check"]) -> type["Check"]:
-    """Class decorator: make a check available under its ``id``."""
-    if cls.id in _REGISTRY and _REGISTRY[cls.id] is not cls:
-        raise TypeError(f"check id {cls.id!r} registered twice")
-    _REGISTRY[cls.id] = cls
-    return cls
-
-
-def registry() -> dict[str, type["Check"]]:
-    """All registered checks by id (imports the built-in topics first)."""
-    from . import _load_builtins
-
-    _load_builtins()
-    return dict(sorted(_REGISTRY.items()))
 
 
 @dataclass
@@ -141,8 +124,12 @@ class Check:
         thresholds = dict(thresholds or {})
         unknown = sorted(set(thresholds) - set(self.metrics))
         if unknown:
+            import difflib
+
+            close = [c for u in unknown for c in difflib.get_close_matches(u, list(self.metrics), n=1)]
             raise UsageError(f"test {self.id!r}: unknown metric(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(self.metrics))}")
+                             + (f"did you mean {' or '.join(map(repr, close))}? " if close else "")
+                             + f"known: {', '.join(sorted(self.metrics))}")
         merged = {**self.metrics, **thresholds}
         self.thresholds = {k: Threshold.parse(v, f"test {self.id!r}, metric {k!r}")
                            for k, v in merged.items() if v is not None}

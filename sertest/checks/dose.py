@@ -36,16 +36,16 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ..errors import UsageError
-from ..models.base import EMOTION
 from ..perturb import from_spec
+from ..vocabulary import EMOTION
 from .base import Check, Context, Measurement, Outcome, Request, register
-from .robustness import (
+from .conditions import (
     COMMON_DEFAULTS,
     Condition,
-    _is_num,
     check_common_params,
     clusters,
     compare_series,
+    is_number,
     item_ids,
     plain,
     wanted_metrics,
@@ -117,7 +117,7 @@ class DoseCheck(Check):
             raise UsageError(f"{where} criterion={self.params['criterion']!r} must be one of "
                              f"{', '.join(CRITERIA)}")
         for key in ("change_limit", "unchanged_limit"):
-            if not _is_num(self.params[key]):
+            if not is_number(self.params[key]):
                 raise UsageError(f"{where} {key}={self.params[key]!r} must be a number")
         spec = self.params["perturbation"]
         spec = {"name": spec} if isinstance(spec, str) else spec
@@ -128,7 +128,7 @@ class DoseCheck(Check):
         levels = self.params["levels"]
         if levels is None:
             levels = self.levels_for(spec)
-        if (not isinstance(levels, list) or not levels or not all(_is_num(v) for v in levels)
+        if (not isinstance(levels, list) or not levels or not all(is_number(v) for v in levels)
                 or len(set(levels)) != len(levels)):
             raise UsageError(f"{where} levels={levels!r} must be a non-empty list of distinct "
                              f"numbers ({self.unit})")
@@ -224,7 +224,7 @@ class DoseCheck(Check):
 
         breakdowns: dict[str, Any] = {}
         for side, levels in self.sides().items():
-            m = self._breakdown(side, levels, per_level, crit_metric, limit, anchor_value)
+            m = self.breakdown_point(side, levels, per_level, crit_metric, limit, anchor_value)
             out.measurements.append(m)
             breakdowns[side or "all"] = {"value": m.value, "ci": list(m.ci) if m.ci else None,
                                          "censored": m.extra.get("censored")}
@@ -257,10 +257,17 @@ class DoseCheck(Check):
             "breakdown": breakdowns, "worst": worst})
         return out
 
-    def _breakdown(self, side: str | None, levels: list[float],
-                   per_level: dict[float, dict[str, Measurement]], metric: str, limit: float,
-                   anchor_value: float) -> Measurement:
-        """The breakdown measurement of one side of the sweep (judged here if censored)."""
+    def breakdown_point(self, side: str | None, levels: list[float],
+                        per_level: dict[float, dict[str, Measurement]], metric: str,
+                        limit: float, anchor_value: float) -> Measurement:
+        """The breakdown measurement of one side of the sweep (judged here if censored).
+
+        ``levels`` are the sweep's levels on that side, mildest first (dB SNR, kbit/s, s of
+        RT60, semitones); ``per_level`` the measurements per level; ``metric`` the criterion
+        (``ccc_change``/``uar_change``/``unchanged``) and ``limit`` its threshold value;
+        ``anchor_value`` the criterion's value at the sweep's anchor (clean audio).  The
+        value is the level where the criterion's curve crosses ``limit`` (interpolated).
+        """
         ms = [per_level[v].get(metric) for v in levels]
         anchor = [] if self.anchor is None else [(self.anchor, anchor_value)]
 

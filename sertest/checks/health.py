@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..vocabulary import CLEAN
 from .base import Check, Context, Measurement, Outcome
 
 HEALTH_TEST = "model_health"
@@ -33,9 +34,8 @@ FIRST_FAILURES = 3
 
 
 def _condition_key(condition) -> str:
-    from ..engine.store import condition_key
-
-    return condition_key(condition)
+    """The prediction store's key of a condition (as ``sertest.engine.store.condition_key``)."""
+    return CLEAN if condition is None else condition.key
 
 
 def needed_pairs(check: Check, ctx: Context) -> set[tuple[str, str]]:
@@ -57,8 +57,6 @@ def needed_pairs(check: Check, ctx: Context) -> set[tuple[str, str]]:
 
 def model_failures(ctx: Context, model: str, pairs: set[tuple[str, str]]) -> list:
     """The model's item errors among ``pairs`` (in the engine's sorted order, one per pair)."""
-    from ..engine.store import CLEAN
-
     seen: set[tuple[str, str]] = set()
     out = []
     for e in ctx.item_errors:

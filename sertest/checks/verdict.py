@@ -44,21 +44,25 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED = "pass", "fail", "inconclusive", "error", "skipped"
-#: ``extra["role"]`` of a cell that supports a test's primary cells without carrying its
-#: verdict (a label-free distribution cell beside its error-based counterpart, see
-#: :mod:`sertest.checks.fairness`): judged like a breakdown cell
-SECONDARY = "secondary"
-GATED = "gated"  # judged, but the model is not competent on the dimension (see judge_audit)
-INFO = "info"  # a measurement shown without a threshold
-VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR, SKIPPED, GATED)
+# verdict names (and SECONDARY, the role of a supporting cell) live in the vocabulary leaf
+from ..vocabulary import (ERROR, FAIL, GATED, INCONCLUSIVE, INFO, PASS, SECONDARY, SKIPPED,
+                          VERDICTS)
 
 _EXPR = re.compile(r"^\s*(abs\s*)?(>=|<=|>|<)\s*([-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """``value OP limit``, optionally on the absolute value."""
+    """``value OP limit``, optionally on the absolute value.
+
+    >>> t = Threshold.parse('> 0.5')
+    >>> t.text, t.passes(0.6)
+    ('> 0.5', True)
+    >>> t.judge(0.6, (0.55, 0.65)), t.judge(0.6, (0.45, 0.7)), t.judge(0.4, (0.3, 0.45))
+    ('pass', 'inconclusive', 'fail')
+    >>> Threshold.parse('abs < 0.075').passes(-0.05)
+    True
+    """
 
     op: str  # ">", "<", ">=", "<="
     limit: float
@@ -126,7 +130,13 @@ class Threshold:
 
 
 def judge_interval(threshold: Threshold, lo: float, hi: float) -> str:
-    """Verdict for a value known only to lie between ``lo`` and ``hi`` (may be infinite)."""
+    """Verdict for a value known only to lie between ``lo`` and ``hi`` (may be infinite).
+
+    >>> judge_interval(Threshold.parse('> 10'), 20, float('inf'))
+    'pass'
+    >>> judge_interval(Threshold.parse('> 10'), 5, 20)
+    'inconclusive'
+    """
     a, b = threshold.passes(lo), threshold.passes(hi)
     if a and b:
         return PASS
@@ -396,7 +406,15 @@ def judge_audit(tests: list[dict], roles: dict[str, str] | None = None) -> None:
 
 
 def combine(verdicts: list[str]) -> str:
-    """A test's verdict from its measurements': any fail fails; then inconclusive; then pass."""
+    """A test's verdict from its measurements': any fail fails; then inconclusive; then pass.
+
+    >>> combine(['pass', 'inconclusive', 'info'])
+    'inconclusive'
+    >>> combine(['pass', 'fail'])
+    'fail'
+    >>> combine(['info'])
+    'skipped'
+    """
     judged = [v for v in verdicts if v not in (SKIPPED, INFO)]
     if not judged:
         return SKIPPED
@@ -410,7 +428,13 @@ def combine(verdicts: list[str]) -> str:
 
 
 def score(verdicts: list[str]) -> float | None:
-    """Share of judged measurements that pass; an inconclusive one counts one half."""
+    """Share of judged measurements that pass; an inconclusive one counts one half.
+
+    >>> score(['pass', 'pass', 'inconclusive', 'fail'])
+    0.625
+    >>> score(['info']) is None
+    True
+    """
     judged = [v for v in verdicts if v in (PASS, FAIL, INCONCLUSIVE)]
     if not judged:
         return None

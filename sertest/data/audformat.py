@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..errors import DataError
-from ..models.base import DIMENSIONS
+from ..vocabulary import DIMENSIONS
 
 
 @dataclass

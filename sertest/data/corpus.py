@@ -1,4 +1,8 @@
-"""The bundled corpus: synthetic TTS speech with nominal labels, shipped in the package."""
+"""The bundled corpus: synthetic TTS speech with nominal labels, shipped in the package.
+
+This module only knows where the corpus lies; :func:`sertest.data.load_corpus` reads it
+as a :class:`~sertest.data.Dataset`.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,3 @@ def corpus_path() -> str:
     if not os.path.exists(path):
         raise DataError(f"bundled corpus missing: {path} (regenerate with `make corpus`)")
     return path
-
-
-def load_corpus():
-    """The bundled corpus as a :class:`~sertest.data.Dataset`."""
-    from .dataset import Dataset
-
-    return Dataset.from_manifest(corpus_path(), name="sertest-corpus")

@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import DataError, UsageError
-from ..models.base import DIMENSIONS
+from ..vocabulary import DIMENSIONS
+from .corpus import corpus_path
 from .labels import (DIRECTIVE, apply_label_map, apply_label_range, merge_ranges,
                      normalise_sex, parse_label_map, parse_label_range, read_directives,
                      sex_from_gender)
@@ -191,12 +192,27 @@ class Dataset:
         return cls(validated, root, name or f"{read.name}{TABLE_SEP}{read.table}", root, meta)
 
 
+def load_corpus() -> Dataset:
+    """The bundled corpus (:func:`sertest.data.corpus.corpus_path`) as a :class:`Dataset`.
+
+    >>> corpus = load_corpus()
+    >>> corpus.name, corpus.has("speaker"), corpus.has("arousal")
+    ('sertest-corpus', True, True)
+    """
+    return Dataset.from_manifest(corpus_path(), name="sertest-corpus")
+
+
 def load_dataset(source: str | None = None, **kwargs) -> Dataset:
     """A dataset from a manifest, an audformat folder, a folder of audio, or the bundled corpus.
 
     ``FOLDER::TABLE`` (or ``table=``) chooses the table of an audformat database.  Keyword
     options: ``allow_outside_root``, ``table``, ``label_range``, ``label_map`` (see
     :mod:`sertest.data.labels`).
+
+    >>> ds = load_dataset()  # no source: the bundled corpus
+    >>> few = ds.subset(ds.ids[:3])
+    >>> len(few), few.ids == ds.ids[:3]
+    (3, True)
     """
     table = kwargs.get("table")
     labels = {k: kwargs.get(k) for k in ("label_range", "label_map")}
@@ -210,8 +226,6 @@ def load_dataset(source: str | None = None, **kwargs) -> Dataset:
                              "choose one")
         table = chosen
     if source is None:
-        from .corpus import load_corpus
-
         ds = load_corpus()
         return ds.relabelled(**labels) if any(labels.values()) else ds
     if os.path.isdir(source):

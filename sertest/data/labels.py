@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, UsageError
-from ..models.base import DIMENSIONS
+from ..vocabulary import DIMENSIONS
 
 #: key of a range that applies to every dimension present
 ALL = "*"

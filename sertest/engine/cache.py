@@ -1,8 +1,9 @@
 """Prediction cache: one row per (model fingerprint, audio content hash, condition, seed).
 
 A SQLite file written in transactions (WAL journal), so an audit killed at any moment
-leaves a consistent cache and a re-run resumes where it stopped.  :func:`prediction_key` is
-the single place that knows what a prediction depends on.
+leaves a consistent cache and a re-run resumes where it stopped.  :func:`prediction_key` and
+:func:`model_prediction_key` are the single place that knows what a prediction depends on
+(the engine asks them for every key and decides none of it).
 
 The cache can only help, never cost an audit: a cache that cannot be used is reported in
 ONE warning naming the cause (and ``sertest cache clear`` where that helps) and the audit
@@ -72,6 +73,29 @@ def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
         parts += [f"seed={int(seed)}", f"id={item_id}"]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
     return VOLATILE + digest if model_fingerprint.startswith(VOLATILE) else digest
+
+
+def model_prediction_key(model, audio_hash: str, condition_key: str, condition, seed: int,
+                         item_id: str) -> str:
+    """The cache key of ``model``'s prediction of one item under one condition: decides
+    what of the model and the condition enters :func:`prediction_key`.
+
+    Args:
+        model: the :class:`~sertest.models.base.Model` (its fingerprint, sampling rate,
+            whether it draws random numbers and how many signals it takes per call).
+        audio_hash: the content hash of the item's audio (:func:`sertest.audio.content_hash`).
+        condition_key: the condition's key (``"clean"`` or its canonical spec).
+        condition: the :class:`~sertest.perturb.base.Perturbation`, ``None`` for clean audio
+            (its :attr:`~sertest.perturb.base.Perturbation.cache_version` enters the key).
+        seed, item_id: the audit seed and the item; they enter only when the condition or
+            the model is stochastic.
+    """
+    random_part = (condition is not None and condition.stochastic) or model.stochastic
+    return prediction_key(
+        model.fingerprint(), audio_hash, condition_key, model.sampling_rate,
+        seed if random_part else None, item_id if random_part else None,
+        condition_version=condition.cache_version if condition is not None else 0,
+        max_batch=model.max_batch if model.batchable else 1)
 
 
 class PredictionCache:

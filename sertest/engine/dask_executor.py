@@ -30,6 +30,8 @@ import os
 from typing import Iterator
 
 from ..errors import UsageError
+from .executors import Executor
+from .units import ItemError, UnitOutcome, infer_unit, one_thread_per_call, prepare_unit
 
 try:
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -48,8 +50,6 @@ def _worker_setup(models) -> None:
     signal-sized NumPy array is a fresh mmap and page-faults on first touch: the
     perturbations ran about 25 % slower (measured, docs in benchmarks/README.md)."""
     global _MALLOC_TUNED
-    from .execute import one_thread_per_call
-
     one_thread_per_call(models)
     if _MALLOC_TUNED:
         return
@@ -90,8 +90,6 @@ _PAYLOAD_LOCK: dict = {}
 def _work(units, payload_name, seed, timeout):
     from distributed import get_worker
 
-    from .execute import infer_unit, prepare_unit
-
     models, conditions = get_worker().plugins[payload_name].get()
     _worker_setup(models)
     return [infer_unit(prepare_unit(u, conditions, seed), models, seed, timeout) for u in units]
@@ -127,8 +125,6 @@ def _one_model(unit, name: str):
 
 def _quarantined(unit, exc: BaseException):
     """The item errors of a (unit, model) whose retry killed its worker again."""
-    from .execute import ItemError, UnitOutcome
-
     out = UnitOutcome(unit.item_id)
     for conds in unit.needs.values():
         for ck, names in sorted(conds.items()):
@@ -153,6 +149,19 @@ def _merge(into, part) -> None:
         for k, v in theirs.items():
             mine[k] = mine.get(k, 0.0) + v
     into.hung |= part.hung
+
+
+class DaskExecutor(Executor):
+    """``--executor dask``: units on a Dask cluster, ``scheduler`` (an address) or, for
+    ``None``, an in-process LocalCluster of ``jobs`` single-threaded worker processes
+    (see the module docstring).  Workers skip no model that timed out elsewhere."""
+
+    name = "dask"
+    in_process = False
+
+    def run(self, units, models, conditions, *, seed, timeout, hung):
+        return run_on_dask(units, models, conditions, seed, timeout, self.scheduler,
+                           n_workers=self.jobs)
 
 
 def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,

@@ -42,19 +42,17 @@ def evaluate(suite, ctx_for: Callable[[Any], Context], models: dict[str, Any],
     tests: list[dict[str, Any]] = []
     if health_ctx is not None:
         health = health_check(suite)
-        tests += [run_check(health, health_ctx, name, "all", None) for name in models]
-    targets_all = suite.targets
-    for check, targets in suite.checks:
-        for name, m in models.items():
-            for target in m.targets:
-                if targets_all and target not in targets_all:
-                    continue
-                if targets and target not in targets:
-                    continue
-                if not check.supports(target):
-                    continue
-                tests.append(run_check(check, ctx_for(check), name, target,
-                                       plan_errors.get(check.name)))
+        pairs = check_pairs(health, health_ctx)
+        tests += [run_check(health, health_ctx, name, "all", None, pairs) for name in models]
+    # one context and one set of needed predictions per check, shared by all of its cells
+    planned: dict[str, tuple[Context, Any]] = {}
+    for check, name, target in suite.cells(models):  # the cells the pytest plugin collects
+        plan_error = plan_errors.get(check.name)
+        if check.name not in planned:
+            ctx = ctx_for(check)
+            planned[check.name] = (ctx, None if plan_error else check_pairs(check, ctx))
+        ctx, pairs = planned[check.name]
+        tests.append(run_check(check, ctx, name, target, plan_error, pairs))
     judge_audit(tests, roles)
     return tests
 
@@ -69,17 +67,29 @@ def pop_replicates(tests: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_check(check, ctx: Context, model: str, target: str, plan_error: str | None
-               ) -> dict[str, Any]:
-    """One entry, judged; then :func:`_model_outcome` turns it into ``error`` if the model
-    failed predictions the check needs, and flags clipped predictions.  When the model
-    failed every prediction the check needs, the check is not run (nothing to measure)."""
-    if plan_error:
-        return _run_check(check, ctx, model, target, plan_error)
+def check_pairs(check, ctx: Context) -> set[tuple[str, str]] | None:
+    """:func:`~sertest.checks.health.needed_pairs` of ``check`` in ``ctx`` (the same for
+    every model and target), or ``None`` when the check cannot say (it failed to plan)."""
     try:
-        pairs = needed_pairs(check, ctx)
+        return needed_pairs(check, ctx)
     except Exception:  # noqa: BLE001 - a check that cannot plan was already an error
         log.debug("requests of %s failed", check.name, exc_info=True)
+        return None
+
+
+def run_check(check, ctx: Context, model: str, target: str, plan_error: str | None,
+              pairs: Any = ...
+              ) -> dict[str, Any]:
+    """One entry, judged; then :func:`_model_outcome` turns it into ``error`` if the model
+    failed predictions the check needs, and flags clipped predictions.  When the model
+    failed every prediction the check needs, the check is not run (nothing to measure).
+    ``pairs``: the check's :func:`check_pairs` in ``ctx`` when the caller knows them (one
+    set for all cells of a check); ``...`` (default): found here."""
+    if plan_error:
+        return _run_check(check, ctx, model, target, plan_error)
+    if pairs is ...:
+        pairs = check_pairs(check, ctx)
+    if pairs is None:
         return _run_check(check, ctx, model, target, plan_error)
     failures = item_failures(ctx, model, pairs)
     if (failures and failures["count"] == failures["needed"]

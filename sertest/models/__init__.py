@@ -43,22 +43,41 @@ def register_adapter(kind: str, target: str) -> None:
     ADAPTERS[kind] = target
 
 
+def split_spec(spec: str, root: str = "") -> tuple[str | None, str | None, str]:
+    """Split ``[NAME=][KIND:]TARGET`` by its syntax alone into (name, kind, target).
+
+    ``kind`` is a registered adapter kind (:func:`register_adapter`), or ``None`` when the
+    spec names none (:func:`parse_spec` then tells it from the file).  A prefix is read as a
+    name or a kind only when the text is no existing path, relative to ``root`` (default:
+    the working directory).  Nothing is loaded and no file needs to exist.
+
+    >>> split_spec("student=onnx:models/w2s.onnx")
+    ('student', 'onnx', 'models/w2s.onnx')
+    >>> split_spec("random:gaussian")
+    (None, 'random', 'gaussian')
+    """
+    name = None
+    text = spec.strip()
+    if "=" in text.split(":", 1)[0] and not os.path.exists(os.path.join(root, text)):
+        name, text = text.split("=", 1)
+    head, sep, rest = text.partition(":")
+    if sep and head in ADAPTERS and not os.path.exists(os.path.join(root, text)):
+        return name, head, rest
+    return name, None, text
+
+
 def parse_spec(spec: str) -> tuple[str | None, str, str]:
     """Split ``[NAME=][KIND:]TARGET`` into (name, kind, target), detecting the kind.
 
     Raises:
         UsageError: for an unknown kind, a missing file or a Hugging Face hub id.
+
+    >>> parse_spec('random:gaussian')
+    (None, 'random', 'gaussian')
+    >>> parse_spec('baseline=random:constant')
+    ('baseline', 'random', 'constant')
     """
-    name = None
-    text = spec.strip()
-    if "=" in text.split(":", 1)[0] and not os.path.exists(text):
-        name, text = text.split("=", 1)
-    kind = None
-    head, sep, rest = text.partition(":")
-    if sep and head in ADAPTERS and not os.path.exists(text):
-        kind, target = head, rest
-    else:
-        target = text
+    name, kind, target = split_spec(spec)
     if kind is None:
         kind = _detect_kind(target, spec)
     return name, kind, target
@@ -139,4 +158,4 @@ def load_model(spec: str | Model, **options: Any) -> Model:
 
 
 __all__ = ["ADAPTERS", "CATEGORIES", "DIMENSIONS", "EMOTION", "Model", "ModelInfo",
-           "load_model", "parse_spec", "register_adapter"]
+           "load_model", "parse_spec", "register_adapter", "split_spec"]

@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
-DIMENSIONS = ("arousal", "dominance", "valence")
-EMOTION = "emotion"
+# the vocabulary lives in a leaf module; re-exported here for older imports
+from ..vocabulary import CATEGORIES, DIMENSIONS, EMOTION  # noqa: F401
 RANGE_TOLERANCE = 0.5
 #: prefix of a fingerprint that is not stable across processes: predictions of such a
 #: model are never stored in the prediction cache file (see :mod:`sertest.engine.cache`)
 VOLATILE = "volatile:"
 _UNFINGERPRINTED: set[tuple[str, str, str]] = set()
-CATEGORIES = ("anger", "happiness", "neutral", "sadness")
 
 
 @dataclass

@@ -6,14 +6,7 @@ each registers its classes with :func:`register`.  ``from_spec`` rebuilds any of
 
 from __future__ import annotations
 
-from .._builtins import import_builtins
-from .base import Perturbation, from_spec, register, registry
-
-_BUILTIN_MODULES = ("noise", "filters", "codecs", "rooms", "pitch", "small_changes")
-
-
-def _load_builtins() -> None:
-    import_builtins(__name__, _BUILTIN_MODULES)
-
+from .base import Perturbation, from_spec
+from .registry import register, registry
 
 __all__ = ["Perturbation", "from_spec", "register", "registry"]

@@ -4,37 +4,20 @@ A perturbation is a pure, seeded function ``signal, sampling_rate, rng -> signal
 stable, serialisable spec (``name`` plus parameters).  Its randomness comes only from the
 generator it is handed; it never touches global random state.  Parameters given as a list
 (``{"gain_db": [-2, -1, 1, 2]}``) mean "draw one value per call from the generator", as in
-the ser-tests catalogue; :meth:`Perturbation.draw` does that and records what was drawn.
+the ser-tests catalogue; :meth:`Perturbation.draw` does that and returns what it drew, and
+:meth:`Perturbation.perturb` returns the output together with the drawn parameters (nothing
+is stored on the instance, which worker threads share).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from ..errors import UsageError
-
-_REGISTRY: dict[str, type["Perturbation"]] = {}
-
-
-def register(cls: type["Perturbation"]) -> type["Perturbation"]:
-    """Class decorator: make a perturbation available by its ``name``."""
-    if not getattr(cls, "name", None):
-        raise TypeError(f"{cls.__name__} has no name")
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise TypeError(f"perturbation name {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def registry() -> dict[str, type["Perturbation"]]:
-    """All registered perturbations by name (imports the built-in families first)."""
-    from . import _load_builtins
-
-    _load_builtins()
-    return dict(sorted(_REGISTRY.items()))
+from .registry import register, registry  # the table of perturbations (one line per family)
 
 
 class Perturbation:
@@ -147,18 +130,39 @@ class Perturbation:
     def __call__(self, signal: np.ndarray, sampling_rate: int,
                  rng: np.random.Generator) -> np.ndarray:
         """Perturb a mono float32 signal; returns a new float32 array (input untouched)."""
+        return self.perturb(signal, sampling_rate, rng).signal
+
+    def perturb(self, signal: np.ndarray, sampling_rate: int,
+                rng: np.random.Generator) -> "Perturbed":
+        """Like calling the perturbation, but also returns the parameters it drew.
+
+        The drawn parameters are returned, never stored on the instance (one instance serves
+        every worker thread at once).  Draws with :meth:`draw`, then perturbs with
+        :meth:`apply`, both from ``rng``: the output equals ``self(signal, sr, rng)`` for the
+        same generator state.
+
+        >>> import numpy as np
+        >>> from sertest.perturb import from_spec
+        >>> from sertest.seeding import derive_rng
+        >>> gain = from_spec({"name": "gain_small", "gain_db": [-2, 2]})
+        >>> x = np.full(4, 0.1, dtype=np.float32)
+        >>> y, drawn = gain.perturb(x, 16000, derive_rng(0, "item-1"))
+        >>> drawn["gain_db"] in (-2, 2)
+        True
+        >>> bool(np.allclose(y, x * 10 ** (drawn["gain_db"] / 20)))
+        True
+        """
         x = np.asarray(signal, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"{self.name}: expected a mono 1-D signal, got shape {x.shape}")
         params = self.draw(rng)
-        self.last_parameters = params
         y = self.apply(x.copy(), int(sampling_rate), rng, params)
         y = np.asarray(y, dtype=np.float32)
         if self.length_preserving and y.shape[0] != x.shape[0]:
             raise RuntimeError(
                 f"{self.name}: promised to preserve length, returned {y.shape[0]} "
                 f"samples for {x.shape[0]}")
-        return y
+        return Perturbed(y, params)
 
     def spec(self) -> dict[str, Any]:
         """Serialisable spec: ``{"name": ..., **params}``; ``from_spec(p.spec())`` rebuilds it."""
@@ -178,6 +182,16 @@ class Perturbation:
 
     def __hash__(self) -> int:
         return hash(self.key)
+
+
+class Perturbed(NamedTuple):
+    """What :meth:`Perturbation.perturb` returns: the output and the parameters drawn for it."""
+
+    #: the perturbed mono signal (float32)
+    signal: np.ndarray
+    #: the scalar parameters of this call (list-valued parameters drawn, see
+    #: :meth:`Perturbation.draw`)
+    parameters: dict[str, Any]
 
 
 def from_spec(spec: dict[str, Any] | str) -> Perturbation:

@@ -2,7 +2,11 @@
 
 ``compare(result_dirs, out)`` reads each folder's ``results.json`` (the first is the
 baseline), matches models by name, or by role when each audit has exactly one candidate
-model, and writes ``compare.html`` (same look as the report) and ``compare.md``.
+model, and writes ``compare.html`` (same look as the report, every measurement) and
+``compare.md`` (under :data:`MD_LIMIT` characters, to fit a pull-request comment: most
+important changes first, the rest left to compare.html).  :func:`regressions` lists the
+candidates' verdicts that got worse and measurements that got clearly worse;
+``sertest compare --fail-on regression`` exits 1 when there is one.
 
 For every test × dimension × metric × group it shows the baseline value, each candidate's
 value, the difference Δ = candidate − baseline and whether that is better or worse given the
@@ -32,7 +36,7 @@ from markupsafe import Markup
 
 from ..errors import UsageError
 from ..results import TOPICS, Results
-from . import svg
+from . import display, svg
 
 #: how good a verdict is, for "improved" / "regressed"
 _RANK = {"error": 0, "fail": 1, "inconclusive": 2, "pass": 3}
@@ -94,8 +98,7 @@ class ModelComparison:
     unmeasured: list[str] = field(default_factory=list)  # measured in no audit (e.g. sparse bins)
 
 
-def _is_ref(model: dict) -> bool:
-    return model.get("role") == "baseline" or (model.get("info") or {}).get("format") == "random"
+_is_ref = display.is_baseline  # one definition for every renderer
 
 
 def _audited(doc: dict) -> list[dict]:
@@ -261,7 +264,7 @@ def build(runs: list[Run]) -> list[ModelComparison]:
                                       _verdict_change((bmeas or {}).get("verdict"), cm.get("verdict")),
                                       p_value=p))
                 mc.rows.append(Row(key[0], head.get("topic", ""), key[1], metric,
-                                   None if group is None else str(group), (thr or {}).get("text", ""),
+                                   None if group is None else str(group), display.threshold_text(thr),
                                    (bmeas or {}).get("value"), (bmeas or {}).get("ci"),
                                    (bmeas or {}).get("verdict"), cells, base_missing=bmeas is None))
         _adjust(mc.rows)
@@ -323,6 +326,23 @@ def _load(folder: str) -> Run:
 
 def compare(result_dirs: Sequence[str], out: str) -> list[str]:
     """Write ``compare.html`` and ``compare.md`` into ``out``; returns their paths."""
+    return run_compare(result_dirs, out).paths
+
+
+@dataclass
+class CompareResult:
+    """What ``sertest compare`` wrote and the candidates' regressions (:func:`regressions`)."""
+
+    paths: list[str]
+    regressions: list[str]
+
+    def exit_code(self, fail_on: str = "never") -> int:
+        """1 with ``fail_on="regression"`` when a candidate regressed, else 0."""
+        return 1 if fail_on == "regression" and self.regressions else 0
+
+
+def run_compare(result_dirs: Sequence[str], out: str) -> CompareResult:
+    """:func:`compare`, also returning the candidates' regressions (for an exit policy)."""
     if len(result_dirs) < 2:
         raise UsageError("sertest compare needs a baseline results folder and at least one "
                          "candidate folder")
@@ -342,7 +362,7 @@ def compare(result_dirs: Sequence[str], out: str) -> list[str]:
             with open(folder.path(name), "w", encoding="utf-8") as fh:
                 fh.write(text)
         folder.commit()
-    return [os.path.join(out, name) for name, _ in texts]
+    return CompareResult([os.path.join(out, name) for name, _ in texts], regressions(comps))
 
 
 # ----------------------------------------------------------------------------------------
@@ -401,65 +421,167 @@ def _md(text: Any) -> str:
 _ARROW = {"better": "▲ better", "worse": "▼ worse", "same": "= same", "n/a": ""}
 
 
-def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[str]) -> str:
+#: compare.md must fit a pull-request comment (GitHub: 65,536 characters)
+MD_LIMIT = 60_000
+#: characters kept free for the closing lines of compare.md
+_MD_RESERVE = 1_500
+
+
+def importance(cell: Cell) -> tuple:
+    """Sort key of a candidate's change, most important first: verdicts that regressed, clear
+    changes for the worse (smallest q, then largest |Δ|), verdicts that improved, clear changes
+    for the better, then the rest."""
+    if cell.missing:
+        return (9, 1.0, 0.0)
+    clear = bool(cell.clear) and cell.direction in ("better", "worse")
+    tier = (0 if cell.verdict_change == "regressed" else
+            1 if clear and cell.direction == "worse" else
+            2 if cell.verdict_change == "improved" else
+            3 if clear else
+            4 if cell.direction == "worse" else
+            5 if cell.direction == "better" else 6)
+    q = cell.q_value if cell.q_value is not None else (cell.p_value if cell.p_value is not None else 1.0)
+    return (tier, q, -abs(cell.delta or 0.0))
+
+
+def regressions(comps: list[ModelComparison]) -> list[str]:
+    """The candidates' regressions, one line each: a test verdict that got worse, or a
+    measurement that got clearly worse (paired bootstrap q < :data:`ALPHA` where both audits
+    resampled the same items; otherwise non-overlapping confidence intervals).  Random and
+    constant baselines are never counted: their changes are noise."""
+    out = []
+    for mc in comps:
+        if mc.is_ref:
+            continue
+        for k, cand in enumerate(mc.matches):
+            if not cand:
+                continue
+            for e in mc.entries:
+                if e["changes"][k] == "regressed":
+                    out.append(f"{mc.name} -> {cand}: {e['test']} {e['dimension']} verdict "
+                               f"{e['base']} -> {e['cands'][k]}")
+            for r in mc.rows:
+                c = r.cells[k]
+                if not c.missing and c.direction == "worse" and c.clear:
+                    how = (f"q={c.q_value:.3g}" if c.q_value is not None else "CIs apart")
+                    grp = f" [{r.group}]" if r.group is not None else ""
+                    out.append(f"{mc.name} -> {cand}: {r.test} {r.dimension} {r.metric}{grp} "
+                               f"{svg.fmt(r.base_value)} -> {svg.fmt(c.value)} ({how})")
+    return out
+
+
+def _md_row(r: Row) -> str:
+    f = svg.fmt
+    cells = []
+    for c in r.cells:
+        if c.missing:
+            cells.append("–")
+            continue
+        d = f"{'+' if c.delta and c.delta > 0 else ''}{f(c.delta)}" if c.delta is not None else "n/a"
+        tag = _ARROW[c.direction] + ("" if c.clear or c.direction in ("same", "n/a") else
+                                     " (not significant)" if c.p_value is not None
+                                     else " (CIs overlap)")
+        if c.p_value is not None:
+            tag += f" p={c.p_value:.3g} q={c.q_value:.3g}"
+        if c.verdict_change:
+            tag += f" **verdict {c.verdict_change}**"
+        cells.append(f"{f(c.value)} ({d}) {tag}".strip())
+    return (f"| {_md(r.test)} | {_md(r.dimension)} | {_md(r.metric)} | "
+            f"{_md(r.group) if r.group is not None else 'all'} | {_md(r.threshold)} | "
+            f"{f(r.base_value)} | " + " | ".join(cells) + " |")
+
+
+def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[str],
+                    limit: int = MD_LIMIT) -> str:
+    """compare.md: scores and verdict changes per model, then the measurements, most important
+    change first (:func:`importance`), candidates before baselines, within ``limit``
+    characters (a pull-request comment); what does not fit is counted and left to
+    compare.html."""
     f = svg.fmt
     lines = [f"## sertest comparison: {_md(runs[0].label)} (baseline) vs "
              + ", ".join(_md(r.label) for r in runs[1:]), "",
              "p: paired bootstrap p-value of Δ (both audits resampled the same items); q: "
              f"Benjamini-Hochberg over the model's cells; a difference is clear at q < {ALPHA:g} "
-             "(without replicates: when the CIs do not overlap).", ""]
+             "(without replicates: when the CIs do not overlap). Most important changes first; "
+             "every measurement is in compare.html.", ""]
+    found = regressions(comps)
+    lines += [f"**{len(found)} regression(s)** of the candidate model(s)"
+              + (": " + "; ".join(_md(x) for x in found[:5]) + (" …" if len(found) > 5 else "")
+                 if found else "."), ""]
     for n in notes:
         lines.append(f"> ⚠️ {_md(n)}")
     if notes:
         lines.append("")
+    heads: list[list[str]] = []
+    tables: list[tuple[list[str], list[str]]] = []  # (table head, rows) per model, in order
     for mc in comps:
+        head: list[str] = []
         if not any(mc.matches):
-            lines += [f"**{_md(mc.name)}**: no matching model in the candidate audits.", ""]
+            heads.append([f"**{_md(mc.name)}**: no matching model in the candidate audits.", ""])
+            tables.append(([], []))
             continue
-        lines.append(f"### {_md(mc.name)}" + (" (baseline)" if mc.is_ref else ""))
-        lines.append("")
-        head = "| score | baseline | " + " | ".join(
-            f"{_md(r.label)}: {_md(c or '–')}" for r, c in zip(runs[1:], mc.matches)) + " |"
-        lines += [head, "|---|---|" + "---|" * len(runs[1:])]
-        for s in mc.scores:
+        head.append(f"### {_md(mc.name)}" + (" (baseline)" if mc.is_ref else ""))
+        head.append("")
+        head += ["| score | baseline | " + " | ".join(
+            f"{_md(r.label)}: {_md(c or '–')}" for r, c in zip(runs[1:], mc.matches)) + " |",
+            "|---|---|" + "---|" * len(runs[1:])]
+        for sc in mc.scores:
             cells = []
-            for c in s["cands"]:
-                d = None if c is None or s["base"] is None else c - s["base"]
+            for c in sc["cands"]:
+                d = None if c is None or sc["base"] is None else c - sc["base"]
                 cells.append(f"{f(c)} ({'+' if d and d > 0 else ''}{f(d)})" if d is not None else f(c))
-            lines.append(f"| {s['label']} | {f(s['base'])} | " + " | ".join(cells) + " |")
-        lines.append("")
+            head.append(f"| {sc['label']} | {f(sc['base'])} | " + " | ".join(cells) + " |")
+        head.append("")
         changed = [e for e in mc.entries if any(e["changes"])]
         if changed:
-            lines += ["| test | dimension | baseline | " + " | ".join(_md(r.label) for r in runs[1:]) + " |",
-                      "|---|---|---|" + "---|" * len(runs[1:])]
+            head += ["| test | dimension | baseline | " + " | ".join(_md(r.label) for r in runs[1:]) + " |",
+                     "|---|---|---|" + "---|" * len(runs[1:])]
+            changed.sort(key=lambda e: 0 if "regressed" in e["changes"] else 1)
             for e in changed:
-                lines.append(f"| {_md(e['test'])} | {_md(e['dimension'])} | {e['base'] or '–'} | " + " | ".join(
+                head.append(f"| {_md(e['test'])} | {_md(e['dimension'])} | {e['base'] or '–'} | " + " | ".join(
                     f"{'**' + v + '** (' + ch + ')' if ch else (v or '–')}"
                     for v, ch in zip(e["cands"], e["changes"])) + " |")
-            lines.append("")
+            head.append("")
         else:
-            lines += ["No verdict changed.", ""]
-        lines += ["| test | dimension | metric | group | threshold | baseline | "
-                  + " | ".join(f"{_md(r.label)} (Δ)" for r in runs[1:]) + " |",
-                  "|---|---|---|---|---|---|" + "---|" * len(runs[1:])]
-        for r in mc.rows:
-            cells = []
-            for c in r.cells:
-                if c.missing:
-                    cells.append("–")
-                    continue
-                d = f"{'+' if c.delta and c.delta > 0 else ''}{f(c.delta)}" if c.delta is not None else "n/a"
-                tag = _ARROW[c.direction] + ("" if c.clear or c.direction in ("same", "n/a") else
-                                             " (not significant)" if c.p_value is not None
-                                             else " (CIs overlap)")
-                if c.p_value is not None:
-                    tag += f" p={c.p_value:.3g} q={c.q_value:.3g}"
-                cells.append(f"{f(c.value)} ({d}) {tag}".strip())
-            lines.append(f"| {_md(r.test)} | {_md(r.dimension)} | {_md(r.metric)} | "
-                         f"{_md(r.group) if r.group is not None else 'all'} | {_md(r.threshold)} | "
-                         f"{f(r.base_value)} | " + " | ".join(cells) + " |")
-        if mc.unmeasured:
-            lines += ["", f"{len(mc.unmeasured)} measurement(s) could be measured in no audit "
-                          "(e.g. bins with too few items)."]
-        lines.append("")
-    return "\n".join(lines) + "\n"
+            head += ["No verdict changed.", ""]
+        heads.append(head)
+        rows = sorted(mc.rows, key=lambda r: min((importance(c) for c in r.cells),
+                                                 default=(9, 1.0, 0.0)))
+        table_head = ["| test | dimension | metric | group | threshold | baseline | "
+                      + " | ".join(f"{_md(r.label)} (Δ)" for r in runs[1:]) + " |",
+                      "|---|---|---|---|---|---|" + "---|" * len(runs[1:])]
+        tables.append((table_head, [_md_row(r) for r in rows]
+                       + ([f"\n{len(mc.unmeasured)} measurement(s) could be measured in no audit "
+                           "(e.g. bins with too few items)."] if mc.unmeasured else [])))
+    # the heads (scores, verdict changes) of every model first in the budget, then the rows:
+    # candidates' before the baselines'
+    used = sum(len(x) + 1 for x in lines) + sum(len(x) + 1 for h in heads for x in h)
+    budget = limit - _MD_RESERVE - used
+    out = list(lines)
+    left_out = 0
+    for (head, (table_head, rows)) in zip(heads, tables):
+        out += head
+        if not rows:
+            continue
+        cost = sum(len(x) + 1 for x in table_head)
+        kept = []
+        for row in rows:
+            if budget - cost - len(row) - 1 < 0:
+                break
+            kept.append(row)
+            cost += len(row) + 1
+        if kept:
+            out += table_head + kept
+            budget -= cost
+        left_out += len(rows) - len(kept)
+        if len(kept) < len(rows):
+            out.append(f"\n… {len(rows) - len(kept)} more measurement row(s) of {_md(head[0][4:])} "
+                       "are in compare.html (left out to fit a pull-request comment).")
+        out.append("")
+    if left_out:
+        out.append(f"{left_out} measurement row(s) in all are only in compare.html.")
+    text = "\n".join(out) + "\n"
+    if len(text) > limit:  # headings alone over the limit (hundreds of models): cut hard
+        cut = text[:limit - 200].rsplit("\n", 1)[0]
+        text = cut + "\n\n… cut to fit a pull-request comment; see compare.html.\n"
+    return text

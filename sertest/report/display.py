@@ -20,6 +20,7 @@ The judge (:mod:`sertest.checks.verdict` and the checks) decides verdicts; this 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 #: entry verdicts in display order: failing first
@@ -126,11 +127,22 @@ def counts(doc: dict, model: str) -> dict[str, int]:
 
 # -- one-line texts ----------------------------------------------------------------------------
 
+_LONG_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d{4,}(?:[eE][-+]?\d+)?")
+
+
+def threshold_text(threshold: dict | None) -> str:
+    """A threshold as shown to readers: its text with calibrated limits rounded to three
+    significant digits (``abs < 0.514379`` -> ``abs < 0.514``; results.json keeps the full
+    precision); '' without a threshold."""
+    text = str((threshold or {}).get("text") or "")
+    return _LONG_NUMBER.sub(lambda m: f"{float(m.group(0)):.3g}", text)
+
+
 def measurement_text(m: dict) -> str:
     """``female: ccc_difference 0.151 [0.112, 0.19], threshold abs < 0.05``."""
     ci = m.get("ci")
     ci_text = f" [{num(ci[0])}, {num(ci[1])}]" if ci and len(ci) == 2 else ""
-    thr = (m.get("threshold") or {}).get("text")
+    thr = threshold_text(m.get("threshold"))
     group = f"{m['group']}: " if m.get("group") is not None else ""
     return f"{group}{m.get('metric')} {num(m.get('value'))}{ci_text}" + \
         (f", threshold {thr}" if thr else "")
@@ -165,8 +177,8 @@ def others(entry: dict) -> list[dict]:
 
 def failed_because(entry: dict) -> str:
     """The entry's ``failed_because``, else the deciding measurement's text ('' if none)."""
-    if entry.get("failed_because"):
-        return str(entry["failed_because"])
+    if entry.get("failed_because"):  # the judge's text, its long numbers rounded for reading
+        return _LONG_NUMBER.sub(lambda m: f"{float(m.group(0)):.3g}", str(entry["failed_because"]))
     m = deciding(entry)
     return measurement_text(m) if m is not None else ""
 
@@ -276,3 +288,20 @@ def notes(entry: dict) -> list[str]:
     if it and not any(k == "item_failures" for k, _ in flags(entry)):
         out.append(it)
     return out
+
+
+def is_baseline(model: dict | None) -> bool:
+    """A random or constant baseline (a yardstick, never judged as a candidate): the role
+    ``baseline``, or a ``random`` model audited as a candidate."""
+    model = model or {}
+    return model.get("role") == "baseline" or (model.get("info") or {}).get("format") == "random"
+
+
+def label_free_text(doc: dict) -> str:
+    """One sentence saying that an audit is label-free ('' when it is not): correctness is
+    agreement with the reference model named in ``doc["reference"]``."""
+    ref = doc.get("reference")
+    if not ref:
+        return ""
+    return (f"Label-free audit: the truth is the clean prediction of the reference model "
+            f"{ref}, so correctness means agreement with that model, not with human labels.")

@@ -1,11 +1,14 @@
-"""The listening gallery: the worst clean/perturbed pairs as embedded WAV audio.
+"""The listening gallery: the worst clean/perturbed pairs as embedded Opus audio.
 
 The report re-creates exactly what the model heard, as the engine does
 (:mod:`sertest.engine.execute`): decode the item, resample to the model's sampling rate,
 apply ``from_spec(spec)`` with ``derive_rng(seed, item_id, condition_key)``.  Both signals
 are then resampled to 16 kHz, cut to the first :data:`MAX_SECONDS` seconds and written as
-16-bit PCM WAV ``data:`` URIs, within a total size budget, so the page stays self-contained
-and small.  Levels are not normalised: a level change may be the perturbation itself.
+Ogg Opus ``data:`` URIs (:data:`OPUS_BITRATE`, PyAV's libopus; about a tenth of 16-bit WAV),
+within a total size budget, so the page stays self-contained and small.  The first
+:data:`WAV_FALLBACK` pair(s) also carry an 8 kHz 16-bit WAV source for browsers without Opus (the
+page says so where it cannot play Opus); without an Opus encoder every pair is WAV.  Levels
+are not normalised: a level change may be the perturbation itself.
 
 Anything missing (dataset moved, file gone, unknown perturbation) becomes a note; the
 report never fails because of the gallery.
@@ -27,6 +30,10 @@ MAX_ITEMS = 6
 MAX_SECONDS = 4.0
 SAMPLING_RATE = 16000  # Hz, of the embedded audio
 BUDGET_BYTES = 2_000_000  # base64 characters of all embedded audio together
+OPUS_BITRATE = 24000  # bit/s of the embedded Opus audio (mono, 16 kHz)
+#: pairs (the largest changes) that also embed WAV for browsers that cannot play Opus
+WAV_FALLBACK = 1
+WAV_FALLBACK_RATE = 8000  # Hz of the fallback WAV
 
 
 @dataclass
@@ -50,6 +57,15 @@ class Clip:
     before_label: str = "clean"
     before_wave: Any = ""
     after_wave: Any = ""
+    #: WAV versions for browsers without Opus (only the first pairs; see WAV_FALLBACK)
+    clean_wav: str | None = None
+    perturbed_wav: str | None = None
+
+    @property
+    def mime(self) -> str:
+        """The type of ``clean_uri``/``perturbed_uri`` for a ``<source type>``."""
+        return "audio/ogg; codecs=opus" if (self.clean_uri or "").startswith(
+            "data:audio/ogg") else "audio/wav"
 
 
 def wav_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
@@ -60,6 +76,35 @@ def wav_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
     x = np.clip(np.nan_to_num(np.asarray(signal, dtype=np.float64)), -1.0, 1.0)
     sf.write(buf, x, sampling_rate, format="WAV", subtype="PCM_16")
     return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def opus_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE,
+                  bit_rate: int = OPUS_BITRATE) -> str:
+    """A mono Ogg Opus file of ``signal`` (float in [-1, 1]) as a ``data:`` URI (PyAV's
+    libopus encoder; raises if PyAV or the encoder is missing)."""
+    import av
+
+    x = np.clip(np.nan_to_num(np.asarray(signal, dtype=np.float32)), -1.0, 1.0)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="ogg") as container:
+        stream = container.add_stream("libopus", rate=sampling_rate)
+        stream.bit_rate = bit_rate
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(x[None, :], format="flt", layout="mono")
+        frame.sample_rate = sampling_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return "data:audio/ogg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def encode(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
+    """Opus where an encoder is available, else WAV (a ``data:`` URI either way)."""
+    try:
+        return opus_data_uri(signal, sampling_rate)
+    except Exception:  # noqa: BLE001 - no PyAV, no libopus: WAV plays everywhere
+        return wav_data_uri(signal, sampling_rate)
 
 
 class _Items:
@@ -119,8 +164,9 @@ def _f(v) -> float | None:
 def pick(candidates: list[tuple[dict, dict, str]], max_items: int = MAX_ITEMS
          ) -> list[tuple[dict, dict, str]]:
     """The most severe pairs first (largest |change|), at most half of the picks from one
-    test and two from one item, no item heard twice under one condition; rows whose prediction did not change at
-    all are left out (nothing to hear)."""
+    test; every item and every condition at most once, so the gallery spans items and
+    severities instead of repeating the harshest condition (-5 dB, RT60 1.6 s); rows whose
+    prediction did not change at all are left out (nothing to hear)."""
     pool = []
     for order, (entry, row, anchor) in enumerate(candidates):
         ch = row.get("change")
@@ -131,8 +177,8 @@ def pick(candidates: list[tuple[dict, dict, str]], max_items: int = MAX_ITEMS
     per_test_cap = max(1, (max_items + 1) // 2)
     chosen, seen, per_test, per_item = [], set(), {}, {}
     for _, _, entry, row, anchor in pool:
-        key = (row["id"], row["condition"])
-        if key in seen or per_test.get(entry["test"], 0) >= per_test_cap or per_item.get(row["id"], 0) >= 2:
+        key = str(row["condition"])
+        if key in seen or per_test.get(entry["test"], 0) >= per_test_cap or per_item.get(row["id"], 0) >= 1:
             continue
         seen.add(key)
         per_test[entry["test"]] = per_test.get(entry["test"], 0) + 1
@@ -147,16 +193,15 @@ def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: in
             ) -> np.ndarray:
     """The signal the model heard: item audio at ``sr`` Hz, perturbed as the engine does."""
     from .. import audio
+    from ..engine.render import condition_signal
     from ..perturb import from_spec
-    from ..seeding import derive_rng
 
     path, start, end = items.locate({**item, "id": item_id})
     signal, sr_native = audio.read(path, start, end)
     x = audio.resample(signal, sr_native, sr)
     if spec is None:
         return x
-    pert = from_spec(spec)
-    return pert(x, sr, derive_rng(seed, item_id, pert.key))
+    return condition_signal(x, sr, from_spec(spec), seed, item_id)
 
 
 def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int = MAX_ITEMS,
@@ -181,9 +226,9 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
     used = 0
     chosen = pick(candidates, max_items)
     if len(candidates) > len(chosen):
-        notes.append(f"The {len(chosen)} largest changes of {len(candidates)} listed items are "
-                     f"shown (at most {max_items}, at most half from one test; unchanged items are "
-                     "left out).")
+        notes.append(f"{len(chosen)} of {len(candidates)} listed items are shown, largest change "
+                     f"first, each item and each condition once (so milder conditions are heard "
+                     f"too), at most half from one test; unchanged items are left out.")
     over_budget = 0
     for entry, row, anchor in chosen:
         raw = row.get("raw") or {}
@@ -206,15 +251,28 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
             clip.seconds = round(min(max(len(x16), len(y16)), n) / SAMPLING_RATE, 2)
             clip.before_label = "clean" if before_spec is None and before_id == row["id"] else (
                 condition_label(raw.get("baseline")) if before_spec else f"reference recording ({before_id})")
-            uri_c, uri_p = wav_data_uri(x16[:n]), wav_data_uri(y16[:n])
+            uri_c, uri_p = encode(x16[:n]), encode(y16[:n])
+            if uri_c.startswith("data:audio/ogg") and sum(c.clean_wav is not None
+                                                          for c in clips) < WAV_FALLBACK:
+                # the fallback at 8 kHz (telephone band): half the size of 16 kHz WAV
+                clip.clean_wav, clip.perturbed_wav = (
+                    wav_data_uri(audio.resample(x16[:n], SAMPLING_RATE, WAV_FALLBACK_RATE),
+                                 WAV_FALLBACK_RATE),
+                    wav_data_uri(audio.resample(y16[:n], SAMPLING_RATE, WAV_FALLBACK_RATE),
+                                 WAV_FALLBACK_RATE))
             from .svg import waveform
 
             clip.before_wave, clip.after_wave = waveform(x16[:n]), waveform(y16[:n], css="after")
-            if used + len(uri_c) + len(uri_p) > budget:
+            size = len(uri_c) + len(uri_p) + len(clip.clean_wav or "") + len(clip.perturbed_wav or "")
+            if used + size > budget and clip.clean_wav:  # the fallback goes first
+                clip.clean_wav = clip.perturbed_wav = None
+                size = len(uri_c) + len(uri_p)
+            if used + size > budget:
                 over_budget += 1
+                clip.clean_wav = clip.perturbed_wav = None
                 clip.note = "not embedded: the report's audio size budget is used up"
                 continue
-            used += len(uri_c) + len(uri_p)
+            used += size
             clip.clean_uri, clip.perturbed_uri = uri_c, uri_p
         except Exception as exc:  # noqa: BLE001 - degrade to a note
             clip.note = ("audio not available: the dataset cannot be read (see the note above)"
@@ -225,7 +283,10 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
         notes.append(f"{over_budget} pair(s) left out to keep the embedded audio under "
                      f"{budget / 1e6:.1f} MB.")
     if any(c.clean_uri for c in clips):
+        opus = any(c.mime.startswith("audio/ogg") for c in clips if c.clean_uri)
         notes.append(f"Audio is re-created from the dataset with the audit seed (what the model "
-                     f"heard), resampled to {SAMPLING_RATE // 1000} kHz 16-bit for playback and cut "
-                     f"to the first {max_seconds:g} s; levels are not normalised.")
+                     f"heard), resampled to {SAMPLING_RATE // 1000} kHz"
+                     + (f" and encoded as Opus at {OPUS_BITRATE // 1000} kbit/s" if opus else " 16-bit")
+                     + f" for playback and cut to the first {max_seconds:g} s; levels are not "
+                     "normalised.")
     return clips, notes

@@ -104,6 +104,15 @@ class ModelView:
     competent: dict
     comparator: "ModelView | None" = None  # the random baseline on the same outputs
     counts: dict = field(default_factory=dict)  # entries per shown verdict (gated apart)
+    error_share: float | None = None  # share of the dataset's items with an item error
+
+    @property
+    def uplift(self) -> float | None:
+        """Overall score minus the comparator's (the random baseline on the same outputs)."""
+        s = self.summary.get("score")
+        if self.comparator is None or s is None or self.comparator.summary.get("score") is None:
+            return None
+        return s - self.comparator.summary["score"]
 
 
 @dataclass
@@ -147,8 +156,11 @@ class PlotCard:
 
 
 #: a dimension with more measurement rows than this shows the candidates' problems and folds
-#: the full table
-LONG_TABLE = 30
+#: the full table (compact: one row per group, one column per model)
+LONG_TABLE = 6
+#: rows of the candidates' problems drawn with CI bars in a long dimension (the worst first);
+#: the rest are in the folded full table
+PROBLEM_ROWS = 5
 
 
 @dataclass
@@ -168,15 +180,30 @@ class DimView:
         return sum(len(b.rows) for b in self.blocks)
 
     @property
+    def cand_worst(self) -> str:
+        """The worst verdict of the candidates (``skipped`` when none ran here)."""
+        return display.worst([v for _, r, v in self.verdicts if not r])
+
+    @property
+    def folded(self) -> bool:
+        """Shown folded: no candidate failed, was inconclusive, gated or crashed here."""
+        return self.cand_worst in ("pass", "skipped")
+
+    @property
     def long(self) -> bool:
         return self.n_rows > LONG_TABLE
 
     @property
     def bad_blocks(self) -> list[MetricBlock]:
-        """The blocks restricted to candidates' fail/inconclusive/error rows."""
+        """The blocks restricted to candidates' fail/inconclusive/error rows, at most
+        :data:`PROBLEM_ROWS` of them (failing before inconclusive, blocks in order)."""
         out = []
+        bad = [(b, r) for b in self.blocks for r in b.rows
+               if not r.is_ref and r.verdict in ("fail", "inconclusive", "error")]
+        keep = {id(r) for _, r in sorted(bad, key=lambda br: display.MEASURE_RANK.get(
+            br[1].verdict, 2))[:PROBLEM_ROWS]}
         for b in self.blocks:
-            rows = [r for r in b.rows if not r.is_ref and r.verdict in ("fail", "inconclusive", "error")]
+            rows = [r for r in b.rows if id(r) in keep]
             if rows:
                 fixed = []
                 last = object()
@@ -188,8 +215,28 @@ class DimView:
         return out
 
     @property
+    def pivot(self) -> dict:
+        """The full table with one row per metric and group and one column per model (the
+        compact form of a long table): ``{models: [(name, is_ref)], blocks: [(block,
+        [(group, [row or None per model])])]}``."""
+        models: list[tuple[str, bool]] = []
+        for b in self.blocks:
+            for r in b.rows:
+                if (r.model, r.is_ref) not in models:
+                    models.append((r.model, r.is_ref))
+        out = []
+        for b in self.blocks:
+            groups: dict[Any, dict[str, MeasureRow]] = {}
+            for r in b.rows:
+                groups.setdefault(r.group, {})[r.model] = r
+            out.append((b, [(g, [cells.get(m) for m, _ in models]) for g, cells in groups.items()]))
+        return {"models": models, "blocks": out}
+
+    @property
     def bad_rows(self) -> int:
-        return sum(len(b.rows) for b in self.bad_blocks)
+        """The candidates' rows that did not pass (all, also those not drawn)."""
+        return sum(1 for b in self.blocks for r in b.rows
+                   if not r.is_ref and r.verdict in ("fail", "inconclusive", "error"))
 
 
 @dataclass
@@ -226,6 +273,8 @@ class View:
     matrix_dims: list = field(default_factory=list)
     #: candidates' entries that did not pass, failing first (error, fail, inconclusive, gated)
     failing: list[dict] = field(default_factory=list)
+    #: the reference model whose clean predictions are the truth (label-free audit), or None
+    label_free: str | None = None
 
 
 def slug(text: str, prefix: str = "s") -> str:
@@ -235,8 +284,7 @@ def slug(text: str, prefix: str = "s") -> str:
     return f"{prefix}-{base}-{digest}" if base else f"{prefix}-{digest}"
 
 
-def _is_ref(model: dict) -> bool:
-    return model.get("role") == "baseline" or (model.get("info") or {}).get("format") == "random"
+_is_ref = display.is_baseline  # one definition for every renderer
 
 
 def _worst(verdicts: list[str]) -> str:
@@ -280,10 +328,22 @@ def _models(results: Results) -> list[ModelView]:
         out.append(ModelView(m["name"], role, ref, label, m.get("info") or {}, s,
                              tmods.get(m["name"], {}),
                              {d: ok for d, ok in (s.get("competent") or {}).items() if d != "all"},
-                             counts=display.counts(doc, m["name"])))
+                             counts=display.counts(doc, m["name"]),
+                             error_share=_error_share(doc, m["name"])))
     order = {"candidate": 0, "baseline": 1, "reference": 2, "feature": 3}
     out.sort(key=lambda mv: (mv.is_ref, order.get(mv.role, 4)))
     return out
+
+
+def _error_share(doc: dict, model: str) -> float | None:
+    """Share of the dataset's items with at least one item error for ``model`` (decode and
+    perturbation errors count for every model); None without an item count."""
+    total = (doc.get("dataset") or {}).get("items")
+    if not isinstance(total, int) or total <= 0:
+        return None
+    ids = {str(e.get("id")) for e in (doc.get("items") or {}).get("errors", [])
+           if e.get("model") in (None, "", model)}
+    return min(1.0, len(ids) / total)
 
 
 def build_view(results: Results) -> View:
@@ -328,6 +388,9 @@ def build_view(results: Results) -> View:
             dviews.append(_dim_view(name, dim, anchor, des, ref_of, gallery_candidates,
                                     worst_views, doc))
             cells.update({(e["model"], dim): (display.verdict(doc, e), anchor) for e in des})
+        # failing and inconclusive cells first; passing ones follow, folded
+        dviews.sort(key=lambda d: display.RANK.get(d.cand_worst, len(display.ORDER)))
+        _drop_repeated_plots(dviews)
         per_model = []
         for m in audited:
             vs = [display.verdict(doc, e) for e in entries if e["model"] == m.name]
@@ -341,6 +404,9 @@ def build_view(results: Results) -> View:
             head.get("description", ""), dviews, per_model,
             bool(cand_verdicts) and all(v in ("pass", "skipped") for v in cand_verdicts)))
 
+    # within a topic, tests whose candidates did not pass come first (failing first)
+    sections.sort(key=lambda sec: (topic_rank.get(sec.topic, 99), display.RANK.get(
+        display.worst([v for _, r, v in sec.verdicts if not r]), len(display.ORDER))))
     clips, clip_notes = gallery.build(doc, gallery_candidates, data_root=results.data_root)
     by_key = {(c.test, c.model, c.dimension, c.item_id, c.condition): f"clip-{i}"
               for i, c in enumerate(clips) if c.clean_uri}
@@ -360,7 +426,8 @@ def build_view(results: Results) -> View:
         models=models, audited=audited, topics=topics_present, sections=sections,
         matrix=matrix, callouts=_callouts(doc, audited, sections, errs),
         dataset=_dataset(ds), errors=errs[:200], errors_total=len(errs), error_stages=stages,
-        clips=clips, clip_notes=clip_notes, timings=results.timings or {})
+        clips=clips, clip_notes=clip_notes, timings=results.timings or {},
+        label_free=doc.get("reference") or None)
     view.failing = _failing(doc, ref_of)
     view.nav = _nav(view)
     _comparators(audited, tests)
@@ -405,7 +472,7 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
                    if m.get("group") in unmeasured and (m.get("extra") or {}).get("reason")}
         shown = [(e, m) for e, m in pairs if m.get("group") not in unmeasured]
         dom = _metric_domain([m for _, m in shown] or [m for _, m in pairs])
-        texts = {(m.get("threshold") or {}).get("text") for _, m in pairs}
+        texts = {display.threshold_text(m.get("threshold")) or None for _, m in pairs}
         uniform = len(texts) == 1
         rows = []
         for g in groups:
@@ -420,7 +487,7 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
                 rows.append(MeasureRow(
                     e["model"], ref_of.get(e["model"], False), None if g is None else str(g),
                     first, m.get("value"), m.get("ci"), m.get("n"), verdict,
-                    (thr or {}).get("text", ""), svg.ci_bar(m.get("value"), m.get("ci"), thr,
+                    display.threshold_text(thr), svg.ci_bar(m.get("value"), m.get("ci"), thr,
                                                             verdict, dom),
                     isinstance(m.get("n"), int) and m["n"] < 20, _measure_note(m),
                     display.power_text(m), e["model"] in gated))
@@ -455,18 +522,19 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
             problems.append({"model": e["model"], "is_ref": is_ref,
                              "verdict": "skipped", "text": e.get("reason", "nothing to judge"),
                              "traceback": None})
-        if display.flags(e) or (mult.get(e["model"]) and is_ref):
-            # (the candidates' multiplicity is written in the head of each metric's table)
+        if display.flags(e):
+            # (the candidates' multiplicity is written in the head of each metric's table; the
+            # baselines' is the same method, not repeated per baseline)
             marks.append({"model": e["model"], "is_ref": is_ref, "verdict": shown_v,
                           "flags": list(zip([k for k, _ in display.flags(e)],
                                             display.flag_texts(e))),
-                          "multiplicity": mult.get(e["model"], "") if is_ref else ""})
+                          "multiplicity": ""})
     for e in entries:
         for n in e.get("notes") or []:
             notes.append((e["model"], str(n)))
-        # random baselines' fairness and robustness plots show noise about noise: their
-        # numbers stay in the tables, their plots are left out to keep the page light
-        if e.get("plots") and not (ref_of.get(e["model"], False) and e.get("topic") != "correctness"):
+        # random baselines' plots show noise (about noise): their numbers stay in the tables,
+        # their plots are left out to keep the page light
+        if e.get("plots") and not ref_of.get(e["model"], False):
             thresholds = {m["metric"]: m["threshold"] for m in e.get("measurements", [])
                           if m.get("threshold")}
             views = render_plots(e["plots"], dimension=dim, thresholds=thresholds,
@@ -481,6 +549,24 @@ def _dim_view(test: str, dim: str, anchor: str, entries: list[dict], ref_of: dic
                                   [v for v in views if v.group == "distributions"]))
     verdicts = [(e["model"], ref_of.get(e["model"], False), display.verdict(doc, e)) for e in entries]
     return DimView(dim, anchor, verdicts, blocks, cards, problems, notes, marks)
+
+
+def _drop_repeated_plots(dviews: list[DimView]) -> None:
+    """Draw a plot once per test: a plot identical to one drawn for another dimension of the
+    same test and model (e.g. the group sizes, the same on every dimension) is left out."""
+    seen: set[tuple[str, str]] = set()
+    for d in dviews:
+        for card in d.cards:
+            for attr in ("views", "more"):
+                kept = []
+                for v in getattr(card, attr):
+                    key = (card.model, str(v.svg)) if v.svg else None
+                    if key is not None and key in seen:
+                        continue
+                    if key is not None:
+                        seen.add(key)
+                    kept.append(v)
+                setattr(card, attr, kept)
 
 
 def _failing(doc: dict, ref_of: dict) -> list[dict]:
@@ -613,6 +699,16 @@ def pct(v) -> str:
     return f"{float(v) * 100:.0f} %"
 
 
+def pct_fine(v) -> str:
+    """A share as a percentage that never rounds a non-zero share to 0 (``0.3 %``)."""
+    if v is None:
+        return "n/a"
+    v = float(v) * 100
+    if v == 0:
+        return "0 %"
+    return f"{v:.1f} %" if v < 10 else f"{v:.0f} %"
+
+
 def human_count(v) -> str:
     if v is None:
         return "n/a"
@@ -680,7 +776,7 @@ def _lenient(fn):
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
-    filters = dict(fmt=svg.fmt, pct=pct, human_count=human_count, human_bytes=human_bytes,
+    filters = dict(fmt=svg.fmt, pct=pct, pct_fine=pct_fine, human_count=human_count, human_bytes=human_bytes,
                    ci_text=ci_text, rtf=rtf_text, speed=speed_text, secs=secs_text, slug=slug,
                    meter=svg.meter)
     env.filters.update({k: _lenient(f) for k, f in filters.items()})
@@ -706,6 +802,25 @@ def render(results: Results) -> str:
     examples = {v: svg.ci_bar(x, ci, thr, v, (0.0, 1.0), width=150, height=18, label=f"example: {v}")
                 for v, x, ci in (("pass", 0.71, (0.62, 0.79)), ("inconclusive", 0.55, (0.43, 0.66)),
                                  ("fail", 0.31, (0.2, 0.42)))}
-    return _env().get_template("report.html.j2").render(
+    return squeeze(_env().get_template("report.html.j2").render(
         v=view, css=Markup(css), js=Markup(js), csp=csp, renderer_version=__version__,
-        examples=examples)
+        examples=examples, problem_rows=PROBLEM_ROWS))
+
+
+_KEEP = re.compile(r"(<(pre|script|style|textarea)[\s>].*?</\2>)", re.S | re.I)
+_INDENT = re.compile(r"\n[ \t]*(?:\n[ \t]*)*")
+
+
+def squeeze(html: str) -> str:
+    """The page without the templates' indentation and blank lines (a line break stays, so
+    the text reads the same); ``<pre>``, ``<script>``, ``<style>`` and ``<textarea>`` are
+    kept byte for byte (the script's hash is in the Content-Security-Policy)."""
+    parts = _KEEP.split(html)
+    out = []
+    i = 0
+    while i < len(parts):
+        out.append(_INDENT.sub("\n", parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])  # the kept element itself
+        i += 3
+    return "".join(out)

@@ -59,9 +59,7 @@ def describe(m: dict) -> str:
         f": {m.get('verdict')}"
 
 
-def _is_ref(model: dict | None) -> bool:
-    return bool(model) and (model.get("role") == "baseline"
-                            or (model.get("info") or {}).get("format") == "random")
+_is_ref = display.is_baseline  # one definition for every renderer
 
 
 def _message(entry: dict, verdicts: tuple[str, ...]) -> str:

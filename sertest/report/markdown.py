@@ -54,7 +54,7 @@ def _num(v) -> str:
 
 def _measure(m: dict) -> str:
     return (f"{m['metric']}{' ' + str(m['group']) if m.get('group') is not None else ''} = "
-            f"{_num(m.get('value'))}" + (f" ({m['threshold']['text']})" if m.get("threshold") else ""))
+            f"{_num(m.get('value'))}" + (f" ({display.threshold_text(m['threshold'])})" if m.get("threshold") else ""))
 
 
 def details(doc: dict, t: dict) -> str:
@@ -94,6 +94,8 @@ def note_text(doc: dict, t: dict) -> str:
 def render(results: Results) -> str:
     doc = results.doc
     out = [f"## sertest audit: {_esc(doc['suite']['name'])} on {_esc(doc['dataset']['name'])}", ""]
+    if display.label_free_text(doc):
+        out += [f"> **{_esc(display.label_free_text(doc))}**", ""]
     out.append(f"{_esc(doc['dataset']['items'])} items, seed {_esc(doc['seed'])}, "
                f"sertest {_esc(doc['sertest_version'])}")
     out.append("")

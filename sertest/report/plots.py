@@ -270,9 +270,49 @@ def _generic(plots: dict, dim: str, thresholds: dict, verdicts: dict | None = No
     return views
 
 
+def _range(text: Any) -> list | None:
+    """``[lo, hi]`` from a range given as a pair or as text like ``"[-inf, 0.45]"``."""
+    if isinstance(text, str):
+        try:
+            text = [float(x) for x in text.strip("[]() ").split(",")]
+        except ValueError:
+            return None
+    if isinstance(text, (list, tuple)) and len(text) == 2:
+        return [None if v is None or not math.isfinite(float(v)) else float(v) for v in text]
+    return None
+
+
+def _family_ridges(name: str, data: dict, dim: str) -> PlotView | None:
+    """A family of histograms on the same edges (e.g. predictions per emotion category) as
+    one ridge plot; None if the members are not such histograms."""
+    members = [(str(k), v) for k, v in data.items()]
+    if len(members) < 2 or not all(isinstance(v, dict) and isinstance(v.get("edges"), list)
+                                   and isinstance(v.get("prediction"), list) for _, v in members):
+        return None
+    edges = members[0][1]["edges"]
+    if any(v["edges"] != edges or len(v["prediction"]) != len(edges) - 1 for _, v in members):
+        return None
+    shades, notes = {}, {}
+    for k, v in members:
+        rng = _range(v.get("expected"))
+        if rng is not None:
+            shades[k] = rng
+        if v.get("n") is not None:
+            notes[k] = f"n={v['n']}"
+    what = "emotion category" if "categor" in name else "group"
+    return PlotView(_caption(name, "category", f"predicted {dim} per {what} (shaded: the "
+                             "expected range)"), "category",
+                    svg.ridges(edges, {k: v["prediction"] for k, v in members},
+                               xlabel=f"predicted {dim}", shades=shades, notes=notes))
+
+
 def _render_one(name: str, data: Any, dim: str, thresholds: dict, views: list, depth: int,
                 has_hist: bool = False, verdicts: dict | None = None) -> None:
     kind = detect(name, data)
+    ridge = _family_ridges(name, data, dim) if kind == "family" else None
+    if ridge is not None:  # one plot for the family instead of one histogram per member
+        views.append(ridge)
+        return
     if kind == "family" and depth < 2:
         for sub, value in data.items():
             _render_one(f"{name}: {sub}", value, dim, thresholds, views, depth + 1, has_hist, verdicts)
@@ -489,7 +529,16 @@ def _robustness(p: dict, dim: str, thresholds: dict, verdicts: dict | None = Non
                         verdicts=_row_verdicts(verdicts or {}, list(dots["labels"]), metric,
                                                prefix="unchanged"),
                         xlabel="fraction unchanged")))
-    for c in p.get("conditions") or []:
+    conditions = [c for c in p.get("conditions") or [] if isinstance(c, dict)]
+    drawn = _conditions_to_draw(conditions, verdicts or {})
+    if len(drawn) < len(conditions):
+        views.append(PlotView("per-condition plots", "note", note=(
+            f"Per-condition plots are drawn for {len(drawn)} of {len(conditions)} conditions"
+            + (": the worst one that did not pass" if len(drawn) == 1 else
+               ": those that did not pass, worst first" if drawn else
+               ": none, every condition's measurements passed")
+            + "; the plot above shows every condition, results.json holds all the plot data.")))
+    for c in drawn:
         label = str(c.get("label", "condition"))
         base = "clean" if not c.get("baseline") else condition_label(c.get("baseline"))
         if c.get("reference_recording"):
@@ -508,7 +557,8 @@ def _robustness(p: dict, dim: str, thresholds: dict, verdicts: dict | None = Non
                                                   xlabel=label, ylabel=base), group="conditions"))
         except Exception as exc:  # noqa: BLE001
             views.append(PlotView(what, "unknown", raw=_preview(c), note=f"could not draw ({exc})"))
-        if isinstance(c.get("hist"), dict) and edges.get("value"):
+        if isinstance(c.get("hist"), dict) and edges.get("value") and c is drawn[0]:
+            # the worst condition's predictions before and after (the others: results.json)
             try:
                 h = c["hist"]
                 views.append(PlotView(f"{label}: predictions {base} and under the condition", "histogram",
@@ -520,6 +570,27 @@ def _robustness(p: dict, dim: str, thresholds: dict, verdicts: dict | None = Non
     if p.get("worst"):
         views.append(PlotView("items that changed most", "worst", rows=worst_rows(p["worst"])))
     return views
+
+
+#: per-condition plots drawn per robustness entry (the conditions that did not pass first)
+MAX_CONDITION_PLOTS = 1
+
+
+def _conditions_to_draw(conditions: list[dict], verdicts: dict) -> list[dict]:
+    """The conditions worth a plot of their own: those with a failing, then an inconclusive
+    (or unjudged) measurement, in document order within each; conditions whose measurements
+    all passed (or were skipped) are left to the per-test plot; at most
+    :data:`MAX_CONDITION_PLOTS`."""
+    rank = {"error": 0, "fail": 0, "inconclusive": 1, "info": 2}
+    keyed = []
+    for i, c in enumerate(conditions):
+        label = str(c.get("label", "condition"))
+        mine = [v for (_, g), v in verdicts.items() if g == label]
+        if mine and all(v in ("pass", "skipped") for v in mine):
+            continue
+        keyed.append((min([rank.get(v, 2) for v in mine] or [2]), i, c))
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [c for _, _, c in keyed[:MAX_CONDITION_PLOTS]]
 
 
 def _dose(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:

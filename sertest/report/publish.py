@@ -3,7 +3,9 @@
 A run writes every output into a fresh staging folder and then puts it in place
 (:class:`OutputFolder`):
 
-* **``out`` absent, empty or holding only files sertest writes** (the usual case): the staging
+* **``out`` absent, empty or holding only files sertest writes** (the usual case; for a site
+  of ``sertest publish``, marked by its ``site.json``, also its ``audits/`` and
+  ``comparisons/`` folders): the staging
   folder, created beside ``out`` as ``.NAME.sertest-tmp-PID-XXXX``, replaces ``out`` in one
   atomic exchange (Linux ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames, between which
   ``out`` is absent for a moment).  Afterwards ``out`` holds exactly this run's files: a
@@ -31,7 +33,12 @@ import time
 
 #: file names sertest writes into an output folder (anything else there is the user's)
 OURS = frozenset({"results.json", "timings.json", "replicates.npz", "report.html", "junit.xml",
-                  "summary.md", "compare.html", "compare.md", "validity.md", "validity.json"})
+                  "summary.md", "compare.html", "compare.md", "validity.md", "validity.json",
+                  "index.html", "site.json"})
+#: folders ``sertest publish`` writes into a site (replaced as a whole; only where the folder
+#: already holds a site, i.e. its ``site.json``)
+OURS_FOLDERS = frozenset({"audits", "comparisons"})
+SITE_MARKER = "site.json"
 #: the order in which files are deleted and moved in the per-file scheme
 FIRST = ("results.json",)
 _STAGING = re.compile(r"^\.(?:.*\.)?sertest-(?:tmp|old)-(\d+)-[^/]*$")
@@ -126,8 +133,14 @@ class OutputFolder:
     def _per_file(self) -> None:
         os.makedirs(self.out, exist_ok=True)
         new = _ordered(os.listdir(self.staging))
-        for name in _ordered(n for n in os.listdir(self.out) if n in OURS):
-            os.remove(os.path.join(self.out, name))
+        site = os.path.isfile(os.path.join(self.out, SITE_MARKER))
+        for name in _ordered(n for n in os.listdir(self.out) if n in OURS
+                             or (site and n in OURS_FOLDERS)):
+            path = os.path.join(self.out, name)
+            if os.path.isdir(path) and not os.path.islink(path):  # a site's audits/, comparisons/
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
         for name in new:
             src, dst = os.path.join(self.staging, name), os.path.join(self.out, name)
             try:
@@ -208,8 +221,11 @@ def _may_swap(out: str, parent: str) -> bool:
         names = os.listdir(out)
     except OSError:
         return False
+    site = SITE_MARKER in names
     for name in names:
         if name in OURS and os.path.isfile(os.path.join(out, name)):
+            continue
+        if site and name in OURS_FOLDERS and os.path.isdir(os.path.join(out, name)):
             continue
         if _STAGING.match(name) or ((t := _TMPFILE.match(name)) and t.group("name") in OURS):
             continue

@@ -194,10 +194,11 @@ class Frame:
 
     def svg(self, extra_class: str = "") -> Markup:
         label = escape(self.label)
+        named = (f' role="img" aria-label="{label}"><title>{label}</title>' if self.label
+                 else ' aria-hidden="true">')  # an unnamed axis or decoration
         return Markup(
             f'<svg class="chart {escape(extra_class)}" viewBox="0 0 {_n(self.w)} {_n(self.h)}" '
-            f'width="{_n(self.w)}" height="{_n(self.h)}" role="img" aria-label="{label}">'
-            f'<title>{label}</title>' + "".join(self.parts) + "</svg>")
+            f'width="{_n(self.w)}" height="{_n(self.h)}"' + named + "".join(self.parts) + "</svg>")
 
 
 def dots_path(xs: Sequence[float], ys: Sequence[float]) -> str:
@@ -283,8 +284,11 @@ def ci_bar(value, ci, threshold: dict | None, verdict: str, dom: tuple[float, fl
         else:  # off the axis: an arrow head at the edge
             d = 1 if v > hi else -1
             parts.append(f'<path class="est" d="M{_n(px)} {_n(mid)}l{-7 * d} -5v10z"/>')
-    return Markup(f'<svg class="chart cibar {vclass}" viewBox="0 0 {_n(width)} {_n(height)}" width="{_n(width)}" '
-                  f'height="{_n(height)}" aria-hidden="true">' + "".join(parts) + "</svg>")
+    # the default size comes from the style sheet (td.chart svg.cibar), which keeps the
+    # thousands of bars of a long report small; another size is written out
+    size = "" if (width, height) == (210, 22) else f' width="{_n(width)}" height="{_n(height)}"'
+    return Markup(f'<svg class="chart cibar {vclass}" viewBox="0 0 {_n(width)} {_n(height)}"{size} '
+                  f'aria-hidden="true">' + "".join(parts) + "</svg>")
 
 
 def ci_axis(dom: tuple[float, float], threshold: dict | None, *, width: float = 210) -> Markup:
@@ -548,6 +552,8 @@ def hist2d(counts: Sequence[Sequence[float]], xedges: Sequence[float], yedges: S
                 f.add(f'<rect class="h2" x="{_n(x)}" y="{_n(y)}" width="{_n(f.x(xe[i + 1]) - x + 0.3)}" '
                       f'height="{_n(f.y(ye[j]) - y + 0.3)}" style="fill-opacity:{0.15 + 0.85 * h[i, j] / hmax:.2f}"/>')
     f.add(f'<line class="ref" x1="{_n(f.l)}" x2="{_n(f.w - f.r)}" y1="{_n(f.cy(0))}" y2="{_n(f.cy(0))}"/>')
+    if h.max() > 0:  # the colour scale: shade against items per cell
+        f.add(shade_scale(f.w - f.r - 70, 4, "1", f"{int(hmax)}", "h2", "items per cell", lo=0.15))
     total = h.sum()
     if total and tolerance:
         yc = (ye[:-1] + ye[1:]) / 2
@@ -555,6 +561,20 @@ def hist2d(counts: Sequence[Sequence[float]], xedges: Sequence[float], yedges: S
         f.add(f'<text class="note" x="{_n(f.l)}" y="12">about {inside:.0%} within '
               f'±{tolerance:g}, n = {int(total)}</text>')
     return f.svg("change")
+
+
+def shade_scale(x: float, y: float, low: str, high: str, css: str, what: str,
+                lo: float = 0.06, steps: int = 5) -> str:
+    """A small colour scale: ``steps`` swatches from opacity ``lo`` to 1 between the labels
+    ``low`` and ``high`` (about 70 px wide, 10 px high); ``what`` names it on hover."""
+    parts = [f'<g class="scale"><title>{escape(what)}: {escape(low)} (lightest) to '
+             f'{escape(high)} (darkest)</title>'
+             f'<text class="tick" x="{_n(x - 3)}" y="{_n(y + 8)}" text-anchor="end">{escape(low)}</text>']
+    for k, a in enumerate(np.linspace(lo, 1.0, steps)):
+        parts.append(f'<rect class="{css}" x="{_n(x + k * 9)}" y="{_n(y)}" width="8" height="9" '
+                     f'style="fill-opacity:{a:.2f}"/>')
+    parts.append(f'<text class="tick" x="{_n(x + steps * 9 + 2)}" y="{_n(y + 8)}">{escape(high)}</text></g>')
+    return "".join(parts)
 
 
 def gray_png(pixels: np.ndarray) -> bytes:
@@ -580,9 +600,9 @@ def heatmap(matrix: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequen
     cell = max(26.0, min(54.0, 260.0 / max(nr, nc, 1)))
     label_w = min(110.0, 14 + 6.4 * max([len(str(r)) for r in rows] + [3]))
     top_h = min(96.0, 18 + 6.0 * max([len(str(c)) for c in cols] + [3]))
-    width, height = label_w + nc * cell + 26, top_h + nr * cell + 10
+    width, height = max(label_w + nc * cell + 26, 150), top_h + nr * cell + 26
     f = Frame((0, nc), (0, nr), width=width, height=height, left=label_w, right=26, top=top_h,
-              bottom=10, label=title or f"confusion matrix: {ylabel} (rows) by {xlabel} (columns)")
+              bottom=26, label=title or f"confusion matrix: {ylabel} (rows) by {xlabel} (columns)")
     share = m / np.where(m.sum(axis=1, keepdims=True) > 0, m.sum(axis=1, keepdims=True), 1) \
         if normalise_rows else m / max(m.max(), 1e-12)
     for i in range(nr):
@@ -608,6 +628,8 @@ def heatmap(matrix: Sequence[Sequence[float]], rows: Sequence[str], cols: Sequen
     f.add(f'<text class="albl" x="{_n(label_w + nc * cell / 2)}" y="10" text-anchor="middle">{escape(xlabel)} →</text>')
     f.add(f'<text class="albl" transform="translate({_n(width - 8)} {_n(top_h + nr * cell / 2)}) rotate(90)" '
           f'text-anchor="middle">← {escape(ylabel)}</text>')
+    f.add(shade_scale(label_w + 14, height - 14, "0 %", "100 %" if normalise_rows else
+                      f"{m.max():g}", "hm", "share of the row" if normalise_rows else "count"))
     return f.svg("heat")
 
 
@@ -883,7 +905,7 @@ def waveform(signal, *, width: float = 320, height: float = 30, css: str = "") -
     x = np.asarray(signal, dtype=float)
     if x.size == 0:
         return Markup("")
-    cols = int(width)
+    cols = int(width) // 2  # one column per 2 px: the path stays small (preserveAspectRatio none)
     edges = np.linspace(0, x.size, cols + 1).astype(int)
     top, bot = [], []
     for i in range(cols):
@@ -893,7 +915,7 @@ def waveform(signal, *, width: float = 320, height: float = 30, css: str = "") -
     mid = height / 2
 
     def y(v):
-        return _n(mid - max(-1.0, min(1.0, v)) * (mid - 1))
+        return f"{mid - max(-1.0, min(1.0, v)) * (mid - 1):.0f}"
     d = "M0 " + y(top[0]) + "".join(f"L{i} {y(v)}" for i, v in enumerate(top)) + \
         "".join(f"L{i} {y(v)}" for i, v in reversed(list(enumerate(bot)))) + "Z"
     return Markup(f'<svg class="wave {escape(css)}" viewBox="0 0 {cols} {_n(height)}" preserveAspectRatio="none" '

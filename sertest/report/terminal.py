@@ -25,7 +25,7 @@ def fmt(value) -> str:
 
 def _brief(m: dict) -> str:
     group = f"[{m['group']}]" if m.get("group") is not None else ""
-    thr = (m.get("threshold") or {}).get("text")
+    thr = display.threshold_text(m.get("threshold"))
     return f"{m['metric']}{group}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "")
 
 
@@ -68,6 +68,9 @@ def summary_text(results: Results, verbose: bool = False) -> str:
     doc = results.doc
     lines = [f"sertest {doc['sertest_version']} | suite {doc['suite']['name']} | "
              f"data {doc['dataset']['name']} ({doc['dataset']['items']} items) | seed {doc['seed']}"]
+    if display.label_free_text(doc):
+        lines.append(display.label_free_text(doc).upper().split(":")[0] + ":"
+                     + display.label_free_text(doc).split(":", 1)[1])
     errs = doc["items"]["errors"]
     if errs:
         lines.append(f"{len(errs)} item error(s), e.g. {errs[0]['id']}: {errs[0]['error']}")

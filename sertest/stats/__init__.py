@@ -14,9 +14,11 @@ from .bootstrap import (
     cluster_weights,
     data_digest,
     percentile_interval,
+    register_weighted_form,
     replicates,
     resample_rng,
     two_stage_weights,
+    weighted_form,
 )
 from .inference import (
     POWER,
@@ -28,5 +30,6 @@ from .inference import (
 )
 
 __all__ = ["POWER", "cluster_weights", "data_digest", "paired_p_value", "percentile_interval",
-           "power_analysis", "replicates", "resample_rng", "simultaneous_critical_value",
-           "standard_error", "two_stage_weights", "z_value"]
+           "power_analysis", "register_weighted_form", "replicates", "resample_rng",
+           "simultaneous_critical_value", "standard_error", "two_stage_weights",
+           "weighted_form", "z_value"]

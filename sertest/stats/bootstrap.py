@@ -22,6 +22,7 @@ for simultaneous intervals).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Sequence
@@ -110,11 +111,51 @@ def two_stage_weights(clusters: np.ndarray, strata: list[np.ndarray], n_boot: in
     return weights
 
 
-def _weighted(metric: Callable[..., Any], arrays: tuple[np.ndarray, ...]):
-    from ..metrics import _vectorised
+#: a metric's weighted form: ``prepare(arrays, keywords)`` returns a function of a weight
+#: matrix (one row per resample) giving the metric per row, or ``None`` where it cannot
+WeightedForm = Callable[[tuple[Any, ...], dict[str, Any]], Callable[[np.ndarray], np.ndarray] | None]
 
+_WEIGHTED_FORMS: dict[Callable[..., Any], WeightedForm] = {}
+
+
+def register_weighted_form(metric: Callable[..., Any], prepare: WeightedForm) -> None:
+    """Declare how to evaluate ``metric`` for all resamples at once as a weighted statistic.
+
+    :mod:`sertest.metrics` declares its own (CCC, PCC, MAE, MSE, UAR, UAP, accuracy); this
+    module never imports the metrics, so the statistics layer stays below them.
+    """
+    _WEIGHTED_FORMS[metric] = prepare
+
+
+def weighted_form(metric: Callable[..., Any],
+                  arrays: tuple[Any, ...]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function of the weight matrix computing ``metric`` on ``arrays``, if one is declared.
+
+    ``metric`` may be wrapped in ``functools.partial`` with keyword arguments only.  Each row
+    of the weight matrix (how often each item was drawn) gives one value.
+
+    >>> import numpy as np
+    >>> from sertest.metrics import mae
+    >>> f = weighted_form(mae, (np.array([0.0, 1.0]), np.array([0.0, 0.0])))
+    >>> f(np.array([[1.0, 1.0], [2.0, 0.0], [0.0, 2.0]])).tolist()
+    [0.5, 0.0, 1.0]
+    >>> weighted_form(lambda a, b: 0.0, ([0.0], [0.0])) is None
+    True
+    """
+    kwargs: dict[str, Any] = {}
+    if isinstance(metric, functools.partial) and not metric.args:
+        kwargs = dict(metric.keywords)
+        metric = metric.func
     try:
-        return _vectorised(metric, arrays)
+        prepare = _WEIGHTED_FORMS.get(metric)
+    except TypeError:  # unhashable callable
+        return None
+    return None if prepare is None else prepare(arrays, kwargs)
+
+
+def _weighted(metric: Callable[..., Any], arrays: tuple[np.ndarray, ...]):
+    try:
+        return weighted_form(metric, arrays)
     except (TypeError, ValueError):
         return None
 

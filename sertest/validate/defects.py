@@ -81,7 +81,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from ..models.base import EMOTION
+from ..vocabulary import EMOTION
 from ..perturb.base import Perturbation
 from ..seeding import derive_rng
 

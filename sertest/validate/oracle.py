@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..models.base import EMOTION
+from ..vocabulary import EMOTION
 from .defects import Setup, item_draws
 
 DEFAULT_SIGMA = 0.1

@@ -35,7 +35,8 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     the oracle passed, failed and was inconclusive, and how often each planted defect at the
     size the test's threshold names was caught (not green).
 
-    ``{"suite", "dataset": {name, items}, "settings": {resamples, share, seed, carrier},
+    ``{"suite", "suite_sha256", "dataset": {name, items}, "settings": {resamples, share, seed,
+    carrier, quick},
     "tests": {test: {dimension: {"oracle": {"pass", "fail", "inconclusive"},
     "defects": {defect: not_green}}}}}`` (rates in [0, 1]).
     """
@@ -51,7 +52,7 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
             cell = tests.setdefault(r["test"], {}).setdefault(r["dimension"], {})
             cell.setdefault("defects", {})[r["defect"]] = r["not_green"]
     ds = doc.get("dataset", {})
-    return {"suite": doc["suite"]["name"],
+    return {"suite": doc["suite"]["name"], "suite_sha256": doc["suite"].get("sha256"),
             "dataset": {"name": ds.get("name"), "items": ds.get("items", ds.get("n"))},
             "settings": {k: s.get(k) for k in ("resamples", "share", "seed", "carrier",
                                                 "quick")},

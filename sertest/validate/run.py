@@ -368,7 +368,7 @@ def _plan(suite: Suite, dataset: Dataset, base: Model, chosen: list[Defect],
     """What to predict: the feature extractors (e.g. F0) and every (condition, item) the
     suite needs on the whole data and on each resample, planned as :func:`sertest.audit`
     plans (robustness tests draw their item subsets from the items they are given)."""
-    from ..engine.audit import plan_requests
+    from ..engine.plan import plan_requests
 
     loaded: dict[str, Model] = {base.name: base}
     features: dict[str, Model] = {}

@@ -30,10 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ...vocabulary import CATEGORIES, DIMENSIONS
 from .frontend import normalise_waveform
 
-DIMENSIONS = ("arousal", "dominance", "valence")
-CATEGORIES = ("anger", "happiness", "neutral", "sadness")
 HEAD_FILE = "sertest_head.json"
 
 

@@ -29,6 +29,17 @@
       if (a !== event.target && !a.paused) { a.pause(); }
     });
   }, true);
+  /* a link to a folded (passing) cell opens it */
+  function reveal() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var el = id ? document.getElementById(id) : null;
+    while (el) {
+      if (el.tagName === "DETAILS") { el.open = true; }
+      el = el.parentElement;
+    }
+  }
+  window.addEventListener("hashchange", reveal);
+  reveal();
   var opened = [];
   window.addEventListener("beforeprint", function () {
     Array.prototype.forEach.call(document.querySelectorAll("details:not([open])"), function (d) {
@@ -40,5 +51,9 @@
     opened.forEach(function (d) { d.open = false; });
     opened = [];
   });
+  var probe = document.createElement("audio");
+  if (probe.canPlayType && !probe.canPlayType("audio/ogg; codecs=opus")) {
+    document.documentElement.classList.add("no-opus");
+  }
   document.documentElement.classList.add("js");
 }());

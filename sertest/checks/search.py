@@ -1,0 +1,413 @@
+"""Worst-case search: the mildest perturbation that moves each item's prediction.
+
+A dose-response sweep (:mod:`sertest.checks.dose`) measures every item at a few fixed
+levels.  ``robustness_search`` (and ``sertest search``) instead *searches*, per item, one
+perturbation axis for the mildest setting at which the prediction moves beyond the
+tolerance (``|y - y_clean| >= tolerance`` in prediction units; for emotion, another label):
+
+* the axis is a grid of settings from mild to severe (:data:`AXES`: SNR in 0.5 dB steps,
+  Opus bit rate, RT60, semitones, gain);
+* each item is first tried at the most severe setting: if its prediction holds there,
+  its breakdown lies beyond the searched range (*censored*);
+* otherwise bisection on the grid halves the bracket (last setting that held, first that
+  moved) until they are neighbours: ``1 + ceil(log2(L))`` perturbed predictions per item
+  for a grid of L settings, plus the clean one.  The breakdown point is the first setting
+  that moved; the true crossing lies between it and the last that held (one grid step).
+
+Bisection assumes that a prediction which moved at a setting also moves at every more
+severe one (a monotone response); where it is not, it finds *a* crossing, not necessarily
+the mildest.  The cost is bounded: at most ``budget`` model predictions in all; items
+beyond what the budget allows are left out by a seeded sample (stated in the results).
+Every prediction goes through the engine's :func:`~sertest.engine.execute.execute`
+(decoding, perturbation seeded by (seed, item, condition), batching, the prediction
+cache), so a search is deterministic for a seed and a re-run costs no model calls.
+
+Reported: the median breakdown over items with a bootstrap interval (censored items count
+as beyond the severe end; a median among them is known only as "beyond"), judged against
+a per-axis default threshold; the share of items broken within the range (Wilson
+interval); the 10th percentile (the earliest-breaking tenth, info); and the items that
+break earliest with their clean and perturbed predictions (the gallery's counterexamples).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UsageError
+from ..vocabulary import EMOTION
+from ..perturb import from_spec
+from ..perturb.base import Perturbation
+from .base import Check, Context, Measurement, Outcome, Request, register
+from .conditions import is_number, plain, wilson_interval
+from .verdict import Threshold
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One searchable perturbation parameter: its grid from mild to severe."""
+
+    name: str
+    spec: dict[str, Any]  # the perturbation, without the searched parameter
+    parameter: str
+    unit: str
+    grid: tuple[float, ...]  # mild -> severe, clean audio excluded
+    threshold: str  # default threshold of the median breakdown
+
+    def perturbation(self, level: float) -> Perturbation:
+        return from_spec({**self.spec, self.parameter: level})
+
+    @property
+    def severe_sign(self) -> float:
+        """+1 if larger values are more severe (RT60), -1 if smaller ones are (SNR)."""
+        return 1.0 if self.grid[-1] > self.grid[0] else -1.0
+
+    def label(self, level: float) -> str:
+        return f"{level / 1000:g} kbit/s" if self.unit == "bit/s" else f"{level:g} {self.unit}"
+
+
+def _steps(mild: float, severe: float, step: float) -> tuple[float, ...]:
+    n = int(round(abs(severe - mild) / step))
+    sign = 1.0 if severe > mild else -1.0
+    return tuple(round(mild + sign * step * i, 6) for i in range(1, n + 1))
+
+
+#: The searchable axes.  Spectral tilt has no continuous parameter (``direction`` only),
+#: so it is not an axis.
+AXES: dict[str, Axis] = {
+    "snr": Axis("snr", {"name": "white_noise"}, "snr_db", "dB", _steps(50.5, -10.0, 0.5),
+                "< 10"),
+    "bitrate": Axis("bitrate", {"name": "opus"}, "bitrate", "bit/s",
+                    tuple(float(round(64000 * (6000 / 64000) ** (i / 31) / 100) * 100)
+                          for i in range(1, 32)), "< 12000"),
+    "rt60": Axis("rt60", {"name": "room", "preset": "office", "level": "rms"}, "rt60_s", "s",
+                 _steps(0.0, 2.0, 0.05), "> 0.5"),
+    "semitones_up": Axis("semitones_up", {"name": "pitch_shift"}, "semitones", "st",
+                         _steps(0.0, 8.0, 0.25), "> 2"),
+    "semitones_down": Axis("semitones_down", {"name": "pitch_shift"}, "semitones", "st",
+                           _steps(0.0, -8.0, 0.25), "< -2"),
+    "gain": Axis("gain", {"name": "gain"}, "gain_db", "dB", _steps(0.0, -40.0, 0.5), "< -20"),
+}
+
+
+def calls_per_item(axis: Axis) -> int:
+    """Model predictions one item costs: clean + most severe + bisection steps."""
+    return 2 + math.ceil(math.log2(len(axis.grid)))
+
+
+@dataclass
+class ItemBreakdown:
+    """One item's search result (levels in the axis' unit)."""
+
+    item_id: str
+    breakdown: float | None  # the first setting that moved; None: held everywhere
+    held: float | None  # the last setting that held (None: clean audio)
+    clean_value: Any = None
+    broken_value: Any = None
+    calls: int = 0
+
+    @property
+    def censored(self) -> bool:
+        return self.breakdown is None
+
+
+@dataclass
+class SearchResult:
+    """Per-item breakdowns of one model, target and axis, and what they cost."""
+
+    axis: Axis
+    target: str
+    tolerance: float
+    items: list[ItemBreakdown] = field(default_factory=list)
+    calls: int = 0
+    budget: int | None = None
+    sampled_from: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _moved(target: str, clean: Any, other: Any, tolerance: float) -> bool:
+    if target == EMOTION:
+        return clean != other
+    return abs(float(other) - float(clean)) >= tolerance
+
+
+def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, tolerance: float = 0.05,
+                      ids: list[str] | None = None, seed: int = 0, cache=None,
+                      budget: int | None = None, clean: pd.Series | None = None,
+                      jobs: int | None = 1) -> SearchResult:
+    """Bisect ``axis`` per item for the mildest setting that moves ``model``'s ``target``.
+
+    Args:
+        model: a loaded :class:`~sertest.models.base.Model`.
+        dataset: the :class:`~sertest.data.Dataset` holding the items.
+        axis: an :class:`Axis` or a name of :data:`AXES`.
+        tolerance: a change of at least this (prediction units) counts as moved.
+        ids: items to search (default: all); with ``budget`` a seeded sample of them.
+        cache: a :class:`~sertest.engine.cache.PredictionCache` (``None``: memory only).
+        budget: most model predictions in all (``None``: no limit); the number of items is
+            cut to ``budget // calls_per_item(axis)`` by a seeded sample.
+        clean: the clean predictions of ``target`` if already known (saves their calls).
+    """
+    from ..engine.execute import execute
+    from ..engine.store import CLEAN
+    from ..seeding import derive_rng
+
+    axis = AXES[axis] if isinstance(axis, str) else axis
+    ids = sorted(dataset.ids if ids is None else ids)
+    res = SearchResult(axis, target, tolerance, budget=budget)
+    per_item = calls_per_item(axis)
+    if budget is not None:
+        most = budget // per_item
+        if most < 1:
+            raise UsageError(f"budget={budget}: one item costs {per_item} model predictions on "
+                             f"axis {axis.name!r}; give at least {per_item}")
+        if len(ids) > most:
+            res.sampled_from = len(ids)
+            pick = derive_rng(seed, "search-items", axis.name, most).choice(
+                len(ids), size=most, replace=False)
+            ids = [ids[i] for i in sorted(pick)]
+    name = model.name
+
+    def predict(levels: dict[str, float | None]) -> dict[str, Any]:
+        """One engine call: each item at its own setting (``None`` = clean)."""
+        conditions: dict[str, Perturbation | None] = {}
+        needed: dict[str, set[str]] = {}
+        for item, level in levels.items():
+            p = None if level is None else axis.perturbation(level)
+            key = CLEAN if p is None else p.key
+            conditions[key] = p
+            needed.setdefault(key, set()).add(item)
+        store, errs, stats = execute(dataset, {name: model}, conditions, needed, seed=seed,
+                                     cache=cache, jobs=jobs, progress=False)
+        res.calls += sum(len(v) for v in needed.values())
+        for e in errs:
+            res.errors.append(f"{e.item_id}: {e.stage}: {e.error}")
+        out = {}
+        for key, p in conditions.items():
+            frame = store.frame(name, p, sorted(needed[key]))
+            if frame.empty:
+                continue
+            if target == EMOTION:
+                classes = list(model.classes)
+                labels = np.asarray(classes, dtype=object)[np.argmax(
+                    frame[classes].to_numpy(), axis=1)]
+                out.update(zip(frame.index, labels))
+            else:
+                out.update(zip(frame.index, frame[target].to_numpy(float)))
+        return out
+
+    if clean is not None:
+        base = {i: clean.loc[i] for i in ids if i in clean.index}
+    else:
+        base = predict({i: None for i in ids})
+    state = {}  # item -> [lo, hi] grid indices: lo held (-1 = clean), hi moved (L = unknown)
+    L = len(axis.grid)
+    for i in ids:
+        if i in base:
+            state[i] = [-1, L]
+    found: dict[str, Any] = {}
+    # the most severe setting first: an item that holds there is censored
+    first = predict({i: axis.grid[-1] for i in state})
+    for i in list(state):
+        if i not in first:
+            del state[i]
+            continue
+        if _moved(target, base[i], first[i], tolerance):
+            state[i][1] = L - 1
+            found[i] = first[i]
+        else:
+            state[i][0] = L - 1
+    while True:
+        active = {i: (lo + hi) // 2 for i, (lo, hi) in state.items() if hi < L and hi - lo > 1}
+        if not active:
+            break
+        got = predict({i: axis.grid[mid] for i, mid in active.items()})
+        for i, mid in active.items():
+            if i not in got:
+                del state[i]
+                continue
+            if _moved(target, base[i], got[i], tolerance):
+                state[i][1] = mid
+                found[i] = got[i]
+            else:
+                state[i][0] = mid
+    for i in ids:
+        if i not in state:
+            continue
+        lo, hi = state[i]
+        res.items.append(ItemBreakdown(
+            i, None if hi >= L else axis.grid[hi], None if lo < 0 else axis.grid[lo],
+            clean_value=base[i], broken_value=found.get(i)))
+    return res
+
+
+def summarise_breakdowns(res: SearchResult, *, n_boot: int, confidence: float,
+                         rng: np.random.Generator) -> dict[str, Any]:
+    """Median and 10th percentile of the per-item breakdowns with bootstrap intervals.
+
+    Censored items count as infinitely severe (``-inf`` dB SNR, ``+inf`` s RT60); a
+    statistic that lands among them is reported as known only to lie beyond the range.
+    """
+    sign = res.axis.severe_sign
+    # severity: larger = more severe whatever the axis' direction; censored = +inf
+    severity = np.array([math.inf if b.censored else sign * b.breakdown for b in res.items])
+    out: dict[str, Any] = {"n": len(severity)}
+    if not len(severity):
+        return out
+    idx = (rng.integers(0, len(severity), size=(n_boot, len(severity)))
+           if n_boot > 0 and len(severity) >= 3 else None)
+    a = (1 - confidence) / 2
+    for key, q in (("median", 0.5), ("q10", 0.1)):  # q10: the earliest-breaking tenth
+        value = sign * float(np.quantile(severity, q, method="inverted_cdf"))
+        ci = None
+        if idx is not None:
+            reps = sign * np.quantile(severity[idx], q, axis=1, method="inverted_cdf")
+            ci = tuple(sorted((float(np.quantile(reps, a, method="inverted_cdf")),
+                               float(np.quantile(reps, 1 - a, method="inverted_cdf")))))
+        out[key] = {"value": value, "ci": ci}
+    broken = sum(not b.censored for b in res.items)
+    out["broken_share"] = {"value": broken / len(severity),
+                           "ci": wilson_interval(broken / len(severity), len(severity), confidence)}
+    return out
+
+
+@register
+class RobustnessSearch(Check):
+    """Worst-case search along one perturbation axis; see the module docstring.
+
+    Params: ``axis`` (one of :data:`AXES`, default ``snr``), ``tolerance`` (0.05),
+    ``max_items`` (items searched, a seeded sample; default 40), ``budget`` (most model
+    predictions per model and target, default 600), ``n_worst`` (earliest-breaking items
+    listed, 5), ``cache`` (the prediction cache folder the search uses: ``true`` = the
+    default one, ``false`` = memory only)."""
+
+    id = "robustness_search"
+    topic = "robustness"
+    description = ("worst-case search: per-item mildest setting (SNR, bit rate, RT60, "
+                   "semitones, gain) that moves the prediction; median breakdown")
+    kinds = ("regression", "classification")
+    requires_truth = False
+    metrics = {"median_breakdown": "< 10", "q10_breakdown": None, "broken_share": None}
+    defaults = {"axis": "snr", "tolerance": 0.05, "max_items": 40, "budget": 600,
+                "n_worst": 5, "cache": True}
+
+    def __init__(self, params=None, thresholds=None, name=None) -> None:
+        thresholds = dict(thresholds or {})
+        axis = (params or {}).get("axis", self.defaults["axis"])
+        if axis not in AXES:
+            raise UsageError(f"test {name or self.id!r}: parameter axis={axis!r}: choose from "
+                             f"{', '.join(AXES)}")
+        thresholds.setdefault("median_breakdown", AXES[axis].threshold)
+        super().__init__(params, thresholds, name)
+        p, where = self.params, f"test {self.name!r}: parameter"
+        self.axis = AXES[axis]
+        if not is_number(p["tolerance"]) or not p["tolerance"] > 0:
+            raise UsageError(f"{where} tolerance={p['tolerance']!r} must be a positive number")
+        for key, low in (("max_items", 3), ("budget", calls_per_item(self.axis)), ("n_worst", 0)):
+            v = p[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise UsageError(f"{where} {key}={v!r} must be an integer >= {low}")
+        if not isinstance(p["cache"], (bool, str)):
+            raise UsageError(f"{where} cache={p['cache']!r}: true, false or a folder")
+
+    def _ids(self, ctx: Context) -> list[str]:
+        ids = sorted(ctx.valid_ids())
+        most = min(int(self.params["max_items"]),
+                   int(self.params["budget"]) // calls_per_item(self.axis))
+        if len(ids) <= most:
+            return ids
+        pick = ctx.rng("search-items", self.axis.name, most).choice(len(ids), size=most,
+                                                                    replace=False)
+        return [ids[i] for i in sorted(pick)]
+
+    def requests(self, ctx: Context) -> list[Request]:
+        return [Request(None, self._ids(ctx))]
+
+    def measure(self, ctx: Context, model: str, target: str) -> Outcome:
+        from ..engine.cache import PredictionCache
+
+        out = Outcome()
+        ids = self._ids(ctx)
+        clean = ctx.prediction(model, target, None, ids)
+        cache = PredictionCache.open(self.params["cache"])
+        try:
+            res = search_breakdowns(ctx.models[model], ctx.dataset, self.axis, target=target,
+                                    tolerance=float(self.params["tolerance"]),
+                                    ids=list(clean.index), seed=ctx.seed, cache=cache,
+                                    clean=clean, budget=int(self.params["budget"]))
+        finally:
+            cache.close()
+        res.calls += len(clean)
+        out.measurements, out.plots, notes = search_outcome(
+            res, n_boot=ctx.n_boot, confidence=ctx.confidence,
+            rng=ctx.rng("bootstrap", f"{self.name}/{target}", len(res.items)),
+            n_worst=int(self.params["n_worst"]))
+        out.notes.extend(notes)
+        return out
+
+
+def search_outcome(res: SearchResult, *, n_boot: int, confidence: float,
+                   rng: np.random.Generator, n_worst: int = 5
+                   ) -> tuple[list[Measurement], dict[str, Any], list[str]]:
+    """Measurements, plot data and notes of a search (shared by the test and the CLI)."""
+    axis = res.axis
+    s = summarise_breakdowns(res, n_boot=n_boot, confidence=confidence, rng=rng)
+    n = s["n"]
+    base_extra = {"axis": axis.name, "parameter": axis.parameter, "unit": axis.unit,
+                  "perturbation": axis.spec, "tolerance": res.tolerance,
+                  "range": [axis.grid[0], axis.grid[-1]], "step_resolution": "one grid step",
+                  "model_calls": res.calls, "budget": res.budget}
+    if res.sampled_from:
+        base_extra["sampled_from"] = res.sampled_from
+    ms: list[Measurement] = []
+    notes: list[str] = []
+    severe = axis.severe_sign * math.inf
+    for key, metric in (("median", "median_breakdown"), ("q10", "q10_breakdown")):
+        if key not in s:
+            ms.append(Measurement(metric, math.nan, n=n, extra=dict(base_extra)))
+            continue
+        value, ci = s[key]["value"], s[key]["ci"]
+        extra = dict(base_extra)
+        if math.isinf(value):
+            # beyond the searched range: known only to lie between its severe end and beyond
+            extra["known_between"] = sorted([axis.grid[-1], severe])
+            extra["censored"] = "never"
+            value = math.nan if metric != "median_breakdown" else value
+            ms.append(Measurement(metric, value, n=n, ci=None, extra=extra))
+            notes.append(f"{metric}: beyond the searched range (held up to "
+                         f"{axis.label(axis.grid[-1])})")
+            continue
+        if ci is not None:
+            ci = tuple(sorted(ci))
+        ms.append(Measurement(metric, value, n=n, ci=ci, extra=extra))
+    bs = s.get("broken_share")
+    if bs:
+        ms.append(Measurement("broken_share", bs["value"], n=n, ci=tuple(bs["ci"]),
+                              extra=dict(base_extra)))
+    broken = sorted((b for b in res.items if not b.censored),
+                    key=lambda b: (axis.severe_sign * b.breakdown, b.item_id))
+    worst = []
+    for b in broken[:n_worst]:
+        entry = {"id": b.item_id, "condition": axis.perturbation(b.breakdown).spec(),
+                 "label": axis.label(b.breakdown), "held_at": b.held}
+        if res.target == EMOTION:
+            entry.update(baseline_label=b.clean_value, condition_label=b.broken_value)
+        else:
+            entry.update(delta=round(float(b.broken_value) - float(b.clean_value), 4),
+                         baseline_value=round(float(b.clean_value), 4),
+                         condition_value=round(float(b.broken_value), 4))
+        worst.append(entry)
+    if res.errors:
+        notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
+                     f"{res.errors[0]}")
+    plots = plain({"kind": "search", "target": res.target, "axis": axis.name,
+                   "parameter": axis.parameter, "unit": axis.unit, "calls": res.calls,
+                   "budget": res.budget,
+                   "items": [{"id": b.item_id, "breakdown": b.breakdown, "held_at": b.held,
+                              "censored": b.censored} for b in res.items],
+                   "worst": worst})
+    return ms, plots, notes

@@ -1,0 +1,178 @@
+"""Executors: where the audit's units run (``--executor NAME``), behind one small interface.
+
+An executor takes the units that still need predictions (:class:`~sertest.engine.units.Unit`)
+and yields one :class:`~sertest.engine.units.UnitOutcome` per unit, in any order; it runs
+each unit with :func:`~sertest.engine.units.prepare_unit` and
+:func:`~sertest.engine.units.infer_unit`, so every executor gives the same outcomes.  The
+caller (:func:`sertest.engine.execute.execute`) stores them, writes the cache and counts.
+
+Built in: ``local`` (:class:`LocalExecutor`, threads of this process) and ``dask``
+(:class:`sertest.engine.dask_executor.DaskExecutor`, a Dask cluster).  A new executor is a
+subclass of :class:`Executor` in a module of its own plus one :func:`register_executor`
+line; entries may name their class as ``"module:Class"``, imported on first use, so an
+executor's optional dependencies are imported only when it is chosen.
+"""
+
+from __future__ import annotations
+
+import importlib
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from typing import Any, ClassVar, Iterator
+
+from ..errors import UsageError
+from ..models.base import Model
+from ..perturb.base import Perturbation
+from .units import Unit, UnitOutcome, infer_unit, one_thread_per_call, prepare_unit
+
+
+class Executor:
+    """Runs units; subclasses implement :meth:`run`.
+
+    Args:
+        jobs: worker threads or processes (at least 1).
+        scheduler: where to reach an external scheduler (executors that have one), or
+            ``None``.
+
+    Class attributes:
+        name: the registry name (``--executor NAME``).
+        in_process: ``True`` if units run in this process, where models loaded from a spec
+            may run in supervised worker processes (``--isolate``,
+            :mod:`sertest.engine.isolate`); an executor with its own worker processes
+            handles crashes itself.
+    """
+
+    name: ClassVar[str] = ""
+    in_process: ClassVar[bool] = True
+
+    def __init__(self, jobs: int = 1, scheduler: str | None = None) -> None:
+        self.jobs = max(1, int(jobs))
+        self.scheduler = scheduler
+
+    def run(self, units: list[Unit], models: dict[str, Model],
+            conditions: dict[str, Perturbation | None], *, seed: int,
+            timeout: float | None, hung: set[str]) -> Iterator[UnitOutcome]:
+        """Yield the outcome of every unit of ``units``, in any order.
+
+        ``conditions``: condition key -> perturbation (``None``: clean audio); ``timeout``:
+        per-batch model timeout in seconds; ``hung``: names of the models that timed out so
+        far (the caller adds each outcome's), which an executor that can share it skips.
+        """
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Threads of this process, each taking whole units.
+
+    At most ``2 * jobs + 2`` units are in flight, so memory does not grow with the data;
+    models that are not :attr:`~sertest.models.base.Model.concurrent` are called by one
+    thread at a time, concurrent ones run one thread per call
+    (:meth:`~sertest.models.base.Model.use_threads`), so the workers use the cores without
+    oversubscribing them and no output depends on the thread count.
+    """
+
+    name = "local"
+    in_process = True
+
+    def run(self, units, models, conditions, *, seed, timeout, hung):
+        if self.jobs <= 1:
+            one_thread_per_call(models)  # as with more workers: the same outputs
+            for unit in units:
+                yield infer_unit(prepare_unit(unit, conditions, seed), models, seed, timeout, hung)
+            return
+        guarded = _serialised(models)
+
+        def work(unit: Unit) -> UnitOutcome:
+            return infer_unit(prepare_unit(unit, conditions, seed), guarded, seed, timeout, hung)
+
+        # a bounded window of units in flight, refilled as soon as *any* unit finishes
+        # (waiting for the oldest would idle a worker behind one slow item); the order of
+        # consumption does not matter: the store is keyed and errors are sorted
+        window = 2 * self.jobs + 2
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="sertest-unit") as pool:
+            it = iter(units)
+            order = {}  # future -> submission number
+            for _, u in zip(range(window), it):
+                order[pool.submit(work, u)] = len(order)
+            submitted = len(order)
+            try:
+                while order:
+                    finished, _ = wait(list(order), return_when=FIRST_COMPLETED)
+                    for fut in sorted(finished, key=order.__getitem__):
+                        del order[fut]
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            order[pool.submit(work, nxt)] = submitted
+                            submitted += 1
+                        yield fut.result()
+            finally:
+                for f in order:
+                    f.cancel()
+
+
+class _Serialised:
+    """A model whose :meth:`predict` calls take turns (for models that are not
+    :attr:`~sertest.models.base.Model.concurrent`); every other attribute is the model's
+    own (deliberately not a :class:`Model` subclass, whose class defaults would shadow
+    them)."""
+
+    def __init__(self, model: Model) -> None:
+        import threading
+
+        self._model = model
+        self._lock = threading.Lock()
+
+    def predict(self, signals, rngs=None):
+        with self._lock:
+            return self._model.predict(signals, rngs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+
+def _serialised(models: dict[str, Model]) -> dict[str, Model]:
+    """The models as several worker threads may call them: concurrent ones with one thread
+    per call, the others behind a lock."""
+    one_thread_per_call(models)
+    return {name: model if model.concurrent else _Serialised(model)
+            for name, model in models.items()}
+
+
+#: executor name -> its class, or ``"module:Class"`` imported on first use
+_REGISTRY: dict[str, Any] = {
+    "local": LocalExecutor,
+    "dask": "sertest.engine.dask_executor:DaskExecutor",
+}
+
+
+def register_executor(name: str, executor: type[Executor] | str) -> None:
+    """Make ``executor`` (a subclass of :class:`Executor`, or ``"module:Class"``) available
+    as ``--executor name``."""
+    if name in _REGISTRY and _REGISTRY[name] != executor:
+        raise TypeError(f"executor name {name!r} registered twice")
+    _REGISTRY[name] = executor
+
+
+def executor_names() -> list[str]:
+    """The registered executor names, built-in ones first (``["local", "dask", ...]``)."""
+    return list(_REGISTRY)
+
+
+def check_executor(name: str) -> None:
+    """Raise :class:`~sertest.errors.UsageError` naming the choices if ``name`` is not a
+    registered executor."""
+    if name not in _REGISTRY:
+        raise UsageError(f"--executor {name!r}: use {' or '.join(executor_names())}")
+
+
+def get_executor(name: str, jobs: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor registered as ``name``, set up for ``jobs`` workers (and ``scheduler``).
+
+    >>> get_executor("local", jobs=2).jobs
+    2
+    """
+    check_executor(name)
+    entry = _REGISTRY[name]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return entry(jobs=jobs, scheduler=scheduler)

@@ -1,0 +1,349 @@
+"""One unit of work: an item decoded once, perturbed, and predicted by every model.
+
+A :class:`Unit` is all the work on one item: decode the file once, resample once per model
+sampling rate, apply each needed condition (:func:`prepare_unit`, through
+:func:`sertest.engine.render.condition_signal`), then run each model on all of the item's
+signals in one call (:func:`infer_unit`).  Every executor (:mod:`sertest.engine.executors`)
+runs units with these two functions, in threads of this process or on Dask workers, and
+gets back a :class:`UnitOutcome` of plain data.  Every random draw derives from (seed, item,
+condition), and a unit's batches (at most :attr:`~sertest.models.base.Model.max_batch`
+signals each) depend only on the unit, so outcomes never depend on where or when a unit ran.
+
+A model's failures are its own items' errors, never the audit's end: an exception of any
+kind raised by model code (``SystemExit`` and ``KeyboardInterrupt`` included, see
+:func:`model_interrupt`) fails the signals of that call, which are then retried one by one.
+Non-finite outputs and wrong shapes are item errors; finite regression outputs further
+than ``RANGE_TOLERANCE`` outside the declared range are clipped (:func:`clip_row`) and
+counted in :attr:`~sertest.engine.store.PredictionStore.clipped`, never dropped.  A model
+isolated in worker processes (:mod:`sertest.engine.isolate`) that crashes raises
+:class:`~sertest.engine.isolate.ModelCrash`: the call's signals are retried one by one in a
+fresh worker, and an item whose signal crashes it again is quarantined for that model.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import audio
+from ..errors import AudioError, SertestError
+from ..models.base import Model
+from ..perturb.base import Perturbation
+from ..seeding import derive_rng
+from .isolate import ModelCrash, ModelGivenUp
+from .render import condition_signal
+
+@dataclass
+class Unit:
+    """All work on one item: which conditions each model still needs."""
+
+    item_id: str
+    file: str
+    start: float | None
+    end: float | None
+    audio_hash: str
+    #: sampling rate -> condition key -> model names still to predict
+    needs: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+
+
+@dataclass
+class ItemError:
+    """One item (or item x condition x model) that could not be predicted."""
+
+    item_id: str
+    file: str
+    stage: str  # decode | perturb | model
+    error: str
+    condition: str | None = None
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.item_id, "file": self.file, "stage": self.stage, "error": self.error,
+                "condition": self.condition, "model": self.model}
+
+
+
+def one_thread_per_call(models: dict[str, Model]) -> None:
+    """Every concurrent model computes each call on one thread, wherever units run (one
+    worker, several, or Dask workers), so no output depends on the thread count."""
+    for model in models.values():
+        if model.concurrent:
+            model.use_threads(1)
+
+
+
+@dataclass
+class Prepared:
+    """A unit's decoded and perturbed signals (or the decode error)."""
+
+    unit: Unit
+    signals: dict[int, dict[str, Any]]  # rate -> condition key -> signal or exception
+    decode_error: Exception | None = None
+    decode_seconds: float = 0.0
+    perturb_seconds: float = 0.0
+
+
+@dataclass
+class UnitOutcome:
+    """Everything one unit produced; plain data, so it can travel back from a Dask worker."""
+
+    item_id: str
+    rows: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    errors: list[ItemError] = field(default_factory=list)
+    decoded: bool = False
+    decode_seconds: float = 0.0
+    perturb_seconds: float = 0.0
+    model_seconds: dict[str, float] = field(default_factory=dict)
+    audio_seconds: dict[str, float] = field(default_factory=dict)
+    hung: set[str] = field(default_factory=set)
+
+
+def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: int) -> Prepared:
+    """Decode the item once, resample once per rate, apply each needed condition."""
+    t = time.perf_counter()
+    try:
+        signal, sr_native = audio.read(unit.file, unit.start, unit.end)
+        resampled = {sr: audio.resample(signal, sr_native, sr, unit.file) for sr in unit.needs}
+    except (AudioError, MemoryError) as exc:  # out of memory too: this item's error only
+        return Prepared(unit, {}, exc if isinstance(exc, AudioError) else AudioError(
+            f"{unit.file}: out of memory while decoding"), time.perf_counter() - t)
+    t_dec = time.perf_counter() - t
+    t = time.perf_counter()
+    signals: dict[int, dict[str, Any]] = {}
+    for sr, conds in unit.needs.items():
+        x = resampled[sr]
+        signals[sr] = {}
+        for ck in conds:
+            cond = conditions[ck]
+            if cond is None:
+                signals[sr][ck] = x
+                continue
+            try:
+                y = condition_signal(x, sr, cond, seed, unit.item_id, key=ck)
+                signals[sr][ck] = audio.check_signal(y, f"{unit.item_id} under {cond.name}")
+            except Exception as exc:  # noqa: BLE001 - recorded per item and condition
+                signals[sr][ck] = exc
+    return Prepared(unit, signals, None, t_dec, time.perf_counter() - t)
+
+
+def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
+               timeout: float | None = None, hung: set[str] | None = None) -> UnitOutcome:
+    """Run every model on the unit's signals: one call per model and equal-length group."""
+    unit = prepared.unit
+    out = UnitOutcome(unit.item_id, decode_seconds=prepared.decode_seconds,
+                      perturb_seconds=prepared.perturb_seconds)
+    if prepared.decode_error is not None:
+        out.errors.append(ItemError(unit.item_id, unit.file, "decode", str(prepared.decode_error)))
+        return out
+    out.decoded = True
+    hung = hung if hung is not None else set()
+    for sr, conds in unit.needs.items():
+        for ck, sig in prepared.signals[sr].items():
+            if isinstance(sig, Exception):
+                out.errors.append(ItemError(unit.item_id, unit.file, "perturb",
+                                            f"{type(sig).__name__}: {sig}", condition=ck))
+        for name, model in models.items():
+            if model.sampling_rate != sr:
+                continue
+            cks = [ck for ck, names in conds.items()
+                   if name in names and not isinstance(prepared.signals[sr][ck], Exception)]
+            if not cks:
+                continue
+            if name in hung:
+                for ck in cks:
+                    out.errors.append(ItemError(unit.item_id, unit.file, "model",
+                                                "skipped: the model timed out on an earlier batch",
+                                                condition=ck, model=name))
+                continue
+            _infer_model(out, unit, name, model, cks, prepared.signals[sr], seed, timeout)
+            if name in out.hung:
+                hung.add(name)
+    return out
+
+
+def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: list[str],
+                 signals: dict[str, Any], seed: int, timeout: float | None) -> None:
+    sigs = [signals[ck] for ck in cks]
+    rngs = [derive_rng(seed, "model", model.fingerprint(), unit.item_id, ck) for ck in cks] \
+        if model.stochastic else None
+    t = time.perf_counter()
+    failed: dict[int, str] = {}
+    interrupts = _SIGINTS[0]
+    try:
+        rows = call_with_timeout(lambda: model.predict(sigs, rngs), timeout)
+    except ModelTimeout as exc:
+        rows = np.full((len(sigs), len(model.outputs)), np.nan)
+        failed = {j: str(exc) for j in range(len(sigs))}
+        out.hung.add(name)
+    except BaseException as exc:  # noqa: BLE001 - retry one by one to isolate the failing signal(s)
+        if not model_interrupt(exc, interrupts):
+            raise
+        rows = np.full((len(sigs), len(model.outputs)), np.nan)
+        quarantined = None  # the condition whose signal crashed a fresh worker again
+        for j, s in enumerate(sigs):
+            if isinstance(exc, ModelGivenUp):
+                failed[j] = str(exc)
+                continue
+            if quarantined is not None:
+                failed[j] = (f"skipped: the item is quarantined for this model (it crashed "
+                             f"the model under {quarantined})")
+                continue
+            try:
+                rows[j] = call_with_timeout(
+                    lambda s=s, j=j: model.predict([s], [rngs[j]] if rngs else None), timeout)[0]
+            except ModelTimeout as exc_j:
+                failed[j] = str(exc_j)
+                out.hung.add(name)
+                break
+            except BaseException as exc_j:  # noqa: BLE001 - the model's error for this signal
+                if not model_interrupt(exc_j, interrupts):
+                    raise
+                if isinstance(exc_j, ModelCrash) and not isinstance(exc_j, ModelGivenUp):
+                    # the second crash on this signal alone: the item, not the model
+                    failed[j] = f"{exc_j}; crashed again on this item alone: quarantined"
+                    quarantined = cks[j]
+                else:
+                    failed[j] = str(exc_j) if isinstance(exc_j, ModelCrash) else _error_text(exc_j)
+        for j in range(len(sigs)):
+            if name in out.hung and j not in failed and np.isnan(rows[j]).all():
+                failed[j] = "skipped: the model timed out on this batch"
+    out.model_seconds[name] = out.model_seconds.get(name, 0.0) + time.perf_counter() - t
+    out.audio_seconds[name] = out.audio_seconds.get(name, 0.0) + sum(
+        len(s) for s in sigs) / model.sampling_rate
+    for j, ck in enumerate(cks):
+        if j in failed:
+            err = failed[j]
+        elif not np.all(np.isfinite(rows[j])):
+            err = f"model output is not finite: {np.round(rows[j], 4).tolist()}"
+        else:
+            out.rows[(name, ck)] = np.asarray(rows[j], dtype=np.float64)
+            continue
+        out.errors.append(ItemError(unit.item_id, unit.file, "model", err, condition=ck,
+                                    model=name))
+
+
+def clip_row(model: Model, row: np.ndarray) -> tuple[np.ndarray, frozenset[str]]:
+    """``(row, clipped output names)``: regression outputs further than ``RANGE_TOLERANCE``
+    outside the model's declared ``output_range`` [lo, hi] are clipped to [lo - tol, hi + tol].
+
+    Values within the tolerance are kept as predicted; class columns are never touched.
+    Dropping such an item instead would let a model gain CCC by losing its worst items, so
+    the prediction stays (as the nearest value the range allows) and is counted.
+    """
+    row = np.asarray(row, dtype=np.float64)
+    if not getattr(model, "output_range", None) or not model.dimensions:
+        return row, frozenset()
+    from ..models.base import RANGE_TOLERANCE
+
+    lo, hi = model.output_range
+    k = len(model.dimensions)
+    low, high = lo - RANGE_TOLERANCE, hi + RANGE_TOLERANCE
+    dims = row[:k]
+    bad = (dims < low) | (dims > high)
+    if not bad.any():
+        return row, frozenset()
+    row = row.copy()
+    row[:k] = np.clip(dims, low, high)
+    return row, frozenset(d for d, b in zip(model.dimensions, bad) if b)
+
+
+#: SIGINTs delivered to this process while :func:`~sertest.engine.execute.execute` watched (see :class:`SigintWatch`)
+_SIGINTS = [0]
+
+
+class SigintWatch:
+    """Counts real Ctrl-C's (SIGINT) during an execution, so that a ``KeyboardInterrupt``
+    raised by model code can be told from the user's.
+
+    Installed only in the main thread and only over a Python-level handler (the default
+    one raises ``KeyboardInterrupt``), which it calls after counting.  Where it cannot be
+    installed (the audit runs in another thread) a real SIGINT never raises in this thread,
+    so any ``KeyboardInterrupt`` seen here comes from model code.
+    """
+
+    def __init__(self) -> None:
+        self._prev = None
+
+    def __enter__(self) -> "SigintWatch":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        try:
+            prev = signal.getsignal(signal.SIGINT)
+        except (ValueError, AttributeError):  # pragma: no cover - no signals here
+            return self
+        if not callable(prev):
+            return self  # SIG_IGN / SIG_DFL: a real SIGINT never raises KeyboardInterrupt
+
+        def handler(signum, frame):
+            _SIGINTS[0] += 1
+            return prev(signum, frame)
+
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # pragma: no cover - not the main interpreter
+            return self
+        self._prev = prev
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+            self._prev = None
+
+
+def model_interrupt(exc: BaseException, sigints_before: int) -> bool:
+    """Whether ``exc``, raised by a model call, is that model's error (``True``) or must
+    stop the audit (``False``: a real Ctrl-C of the user).
+
+    Every exception counts as the model's, ``SystemExit`` and ``GeneratorExit`` included
+    (a model calling ``sys.exit(0)`` must not end the audit with exit 0), except a
+    ``KeyboardInterrupt`` while a SIGINT reached the process since the call began.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return _SIGINTS[0] == sigints_before
+    return True
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, (SystemExit, KeyboardInterrupt, GeneratorExit)):
+        return (f"{type(exc).__name__}({text}) raised by the model (caught: a model cannot "
+                "end the audit)")
+    return f"{type(exc).__name__}: {text}"
+
+
+class ModelTimeout(SertestError):
+    """A model call that did not return within the per-batch timeout."""
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float | None) -> Any:
+    """Call ``fn``; raise :class:`ModelTimeout` if it has not returned after ``timeout`` s.
+
+    The call runs in a daemon thread, which is abandoned on timeout (a hung native call
+    cannot be interrupted); the engine then skips that model for the rest of the audit.
+    """
+    if not timeout:
+        return fn()
+    import threading
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="sertest-model-call")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ModelTimeout(f"model call did not return within {timeout:g} s (per-batch timeout)")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
