@@ -63,14 +63,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("sertest.report.site", "sertest"):
         "reads __version__ from the package root; should import sertest._version - "
         "owned by the report work",
-    ("sertest.checks.search", "sertest.engine.cache"):
-        "the worst-case search asks the engine for predictions itself (a check calling "
-        "the layer that runs checks); the engine should hand it a prediction function "
-        "through the check's context - owned by the search work (issue 18)",
-    ("sertest.checks.search", "sertest.engine.execute"):
-        "as above - owned by the search work (issue 18)",
-    ("sertest.checks.search", "sertest.engine.store"):
-        "as above - owned by the search work (issue 18)",
     ("sertest.results", "sertest.report"):
         "Results.write() renders the reports (the document depends on its renderers) - "
         "owned by the report work (issue 15, point 3)",

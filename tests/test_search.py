@@ -21,6 +21,7 @@ import soundfile as sf
 from sertest import audit
 from sertest.checks.search import AXES, RobustnessSearch, calls_per_item, search_breakdowns
 from sertest.data import load_dataset
+from sertest.engine.audit import on_demand
 from sertest.engine.cache import PredictionCache
 from sertest.errors import UsageError
 from sertest.models.callable import CallableModel
@@ -71,7 +72,8 @@ def _model():
 
 def test_bisection_finds_each_planted_breakdown_within_tolerance(data):
     ds = load_dataset(str(data))
-    res = search_breakdowns(_model(), ds, "snr", target="arousal", seed=0)
+    res = search_breakdowns(_model(), ds, "snr", target="arousal", seed=0,
+                            predictor=on_demand(ds, seed=0))
     assert len(res.items) == N and not res.errors
     for b, i in zip(res.items, range(N)):
         want = _planted_snr(_freq(i))
@@ -86,24 +88,26 @@ def test_budget_samples_items_and_search_is_deterministic_and_cached(data, tmp_p
     ds = load_dataset(str(data))
     cache = PredictionCache.open(str(tmp_path / "c"))
     a = search_breakdowns(_model(), ds, "snr", target="arousal", seed=3, budget=45,
-                          cache=cache)
+                          predictor=on_demand(ds, seed=3, cache=cache))
     assert len(a.items) == 5 and a.sampled_from == N and a.calls <= 45
     hits = cache.hits
     b = search_breakdowns(_model(), ds, "snr", target="arousal", seed=3, budget=45,
-                          cache=cache)
+                          predictor=on_demand(ds, seed=3, cache=cache))
     cache.close()
     assert [(x.item_id, x.breakdown) for x in a.items] == \
         [(x.item_id, x.breakdown) for x in b.items]
     assert cache.hits - hits == b.calls  # every prediction of the re-run came from the cache
     with pytest.raises(UsageError, match="budget=3"):
-        search_breakdowns(_model(), ds, "snr", target="arousal", budget=3)
+        search_breakdowns(_model(), ds, "snr", target="arousal", budget=3,
+                          predictor=on_demand(ds))
 
 
 def test_censored_items_hold_over_the_whole_range(data):
     ds = load_dataset(str(data))
     flat = CallableModel(lambda s, r: {"arousal": np.full(len(s), 0.5)}, "test:flat",
                          name="flat", labels=["arousal"])
-    res = search_breakdowns(flat, ds, "snr", target="arousal", ids=["i00", "i01"])
+    res = search_breakdowns(flat, ds, "snr", target="arousal", ids=["i00", "i01"],
+                            predictor=on_demand(ds))
     assert all(b.censored and b.held == -10.0 for b in res.items)
     assert res.calls == 2 * 2  # clean + the most severe setting only
 
@@ -111,10 +115,9 @@ def test_censored_items_hold_over_the_whole_range(data):
 def test_robustness_search_in_an_audit_reports_median_and_earliest_items(data, tmp_path):
     suite = {"name": "s", "bootstrap": {"n_boot": 200}, "targets": ["arousal"],
              "tests": [{"test": "robustness_search",
-                        "params": {"axis": "snr", "max_items": N, "budget": 200,
-                                   "cache": str(tmp_path / "c")}}]}
-    res = audit([_model()], str(data), suite, cache=False, baselines=False, jobs=1,
-                out=str(tmp_path / "out"))
+                        "params": {"axis": "snr", "max_items": N, "budget": 200}}]}
+    res = audit([_model()], str(data), suite, cache=str(tmp_path / "c"), baselines=False,
+                jobs=1, out=str(tmp_path / "out"))
     (entry,) = res.select("robustness_search", "planted", "arousal")
     cells = {m["metric"]: m for m in entry["measurements"]}
     med = cells["median_breakdown"]

@@ -176,7 +176,7 @@ class Context:
     def __init__(self, dataset, store, models: dict[str, Any], seed: int = 0,
                  reference: str | None = None, n_boot: int = 1000, confidence: float = 0.95,
                  failed_ids: set[str] | None = None, item_errors: list | None = None,
-                 needed: dict[str, set[str]] | None = None) -> None:
+                 needed: dict[str, set[str]] | None = None, predictor=None) -> None:
         self.dataset = dataset
         self.store = store
         self.models = models
@@ -191,6 +191,11 @@ class Context:
         self.item_errors = list(item_errors or [])
         #: condition key -> item ids the audit asked every audited model to predict
         self.needed = needed or {}
+        #: predictions on demand, for a check that chooses its conditions while measuring
+        #: (the worst-case search): ``predictor(models, conditions, needed) -> (store,
+        #: item_errors)`` with the audit's seed and prediction cache, set by the engine;
+        #: ``None`` where no model may be called (e.g. ``sertest validate``'s resamples)
+        self.predictor = predictor
 
     @property
     def table(self) -> pd.DataFrame:

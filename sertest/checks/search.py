@@ -18,9 +18,10 @@ Bisection assumes that a prediction which moved at a setting also moves at every
 severe one (a monotone response); where it is not, it finds *a* crossing, not necessarily
 the mildest.  The cost is bounded: at most ``budget`` model predictions in all; items
 beyond what the budget allows are left out by a seeded sample (stated in the results).
-Every prediction goes through the engine's :func:`~sertest.engine.execute.execute`
-(decoding, perturbation seeded by (seed, item, condition), batching, the prediction
-cache), so a search is deterministic for a seed and a re-run costs no model calls.
+Every prediction goes through the engine - the context's ``predictor``, which runs
+:func:`~sertest.engine.execute.execute` (decoding, perturbation seeded by (seed, item,
+condition), batching, the audit's prediction cache) - so a search is deterministic for a
+seed and a re-run costs no model calls.
 
 Reported: the median breakdown over items with a bootstrap interval (censored items count
 as beyond the severe end; a median among them is known only as "beyond"), judged against
@@ -135,10 +136,10 @@ def _moved(target: str, clean: Any, other: Any, tolerance: float) -> bool:
     return abs(float(other) - float(clean)) >= tolerance
 
 
-def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, tolerance: float = 0.05,
-                      ids: list[str] | None = None, seed: int = 0, cache=None,
-                      budget: int | None = None, clean: pd.Series | None = None,
-                      jobs: int | None = 1) -> SearchResult:
+def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, predictor,
+                      tolerance: float = 0.05, ids: list[str] | None = None, seed: int = 0,
+                      budget: int | None = None, clean: pd.Series | None = None
+                      ) -> SearchResult:
     """Bisect ``axis`` per item for the mildest setting that moves ``model``'s ``target``.
 
     Args:
@@ -147,14 +148,15 @@ def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, toleranc
         axis: an :class:`Axis` or a name of :data:`AXES`.
         tolerance: a change of at least this (prediction units) counts as moved.
         ids: items to search (default: all); with ``budget`` a seeded sample of them.
-        cache: a :class:`~sertest.engine.cache.PredictionCache` (``None``: memory only).
+        predictor: predictions on demand, ``predictor(models, conditions, needed) ->
+            (store, item_errors)`` - the engine's (:func:`sertest.engine.audit.on_demand`,
+            with the audit's seed and prediction cache).
         budget: most model predictions in all (``None``: no limit); the number of items is
             cut to ``budget // calls_per_item(axis)`` by a seeded sample.
         clean: the clean predictions of ``target`` if already known (saves their calls).
     """
-    from ..engine.execute import execute
-    from ..engine.store import CLEAN
     from ..seeding import derive_rng
+    from ..vocabulary import CLEAN
 
     axis = AXES[axis] if isinstance(axis, str) else axis
     ids = sorted(dataset.ids if ids is None else ids)
@@ -181,8 +183,7 @@ def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, toleranc
             key = CLEAN if p is None else p.key
             conditions[key] = p
             needed.setdefault(key, set()).add(item)
-        store, errs, stats = execute(dataset, {name: model}, conditions, needed, seed=seed,
-                                     cache=cache, jobs=jobs, progress=False)
+        store, errs = predictor({name: model}, conditions, needed)
         res.calls += sum(len(v) for v in needed.values())
         for e in errs:
             res.errors.append(f"{e.item_id}: {e.stage}: {e.error}")
@@ -282,8 +283,8 @@ class RobustnessSearch(Check):
     Params: ``axis`` (one of :data:`AXES`, default ``snr``), ``tolerance`` (0.05),
     ``max_items`` (items searched, a seeded sample; default 40), ``budget`` (most model
     predictions per model and target, default 600), ``n_worst`` (earliest-breaking items
-    listed, 5), ``cache`` (the prediction cache folder the search uses: ``true`` = the
-    default one, ``false`` = memory only)."""
+    listed, 5).  Its predictions go through the audit's prediction cache (``--no-cache``
+    reaches it) via :attr:`~sertest.checks.base.Context.predictor`."""
 
     id = "robustness_search"
     topic = "robustness"
@@ -293,7 +294,7 @@ class RobustnessSearch(Check):
     requires_truth = False
     metrics = {"median_breakdown": "< 10", "q10_breakdown": None, "broken_share": None}
     defaults = {"axis": "snr", "tolerance": 0.05, "max_items": 40, "budget": 600,
-                "n_worst": 5, "cache": True}
+                "n_worst": 5}
 
     def __init__(self, params=None, thresholds=None, name=None) -> None:
         thresholds = dict(thresholds or {})
@@ -311,8 +312,6 @@ class RobustnessSearch(Check):
             v = p[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise UsageError(f"{where} {key}={v!r} must be an integer >= {low}")
-        if not isinstance(p["cache"], (bool, str)):
-            raise UsageError(f"{where} cache={p['cache']!r}: true, false or a folder")
 
     def _ids(self, ctx: Context) -> list[str]:
         ids = sorted(ctx.valid_ids())
@@ -328,19 +327,17 @@ class RobustnessSearch(Check):
         return [Request(None, self._ids(ctx))]
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
-        from ..engine.cache import PredictionCache
-
         out = Outcome()
+        if ctx.predictor is None:
+            return Outcome(skipped="needs predictions on demand (a running audit); "
+                           "this evaluation can only read stored predictions")
         ids = self._ids(ctx)
         clean = ctx.prediction(model, target, None, ids)
-        cache = PredictionCache.open(self.params["cache"])
-        try:
-            res = search_breakdowns(ctx.models[model], ctx.dataset, self.axis, target=target,
-                                    tolerance=float(self.params["tolerance"]),
-                                    ids=list(clean.index), seed=ctx.seed, cache=cache,
-                                    clean=clean, budget=int(self.params["budget"]))
-        finally:
-            cache.close()
+        res = search_breakdowns(ctx.models[model], ctx.dataset, self.axis, target=target,
+                                predictor=ctx.predictor,
+                                tolerance=float(self.params["tolerance"]),
+                                ids=list(clean.index), seed=ctx.seed, clean=clean,
+                                budget=int(self.params["budget"]))
         res.calls += len(clean)
         out.measurements, out.plots, notes = search_outcome(
             res, n_boot=ctx.n_boot, confidence=ctx.confidence,

@@ -80,22 +80,24 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
             cache=cache_obj, jobs=jobs, progress=progress, fail_fast=fail_fast,
             clean_only=plan.features, timeout=timeout, executor=executor,
             scheduler=scheduler, isolate=_isolate(isolate))
+
+        # measure and judge, on one context per check (the shared store and item errors);
+        # a check that picks its conditions while measuring predicts through the same cache
+        failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
+        needed = {ck: set(ids) for ck, ids in plan.needed.items()}
+        predictor = on_demand(plan.dataset, seed=seed, cache=cache_obj, jobs=jobs)
+
+        def ctx_for(check):
+            return plan.context(plan.subsets[check.name], store, failed_ids=failed_ids,
+                                item_errors=item_errors, needed=needed, predictor=predictor)
+
+        health_ctx = plan.context(plan.dataset, store, failed_ids=failed_ids,
+                                  item_errors=item_errors, needed=needed)
+        audited = {n: plan.models[n] for n in plan.audited}
+        tests = evaluate(plan.suite, ctx_for, audited, plan.errors, health_ctx=health_ctx,
+                         roles=plan.roles)
     finally:
         cache_obj.close()
-
-    # measure and judge, on one context per check (the shared store and item errors)
-    failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
-    needed = {ck: set(ids) for ck, ids in plan.needed.items()}
-
-    def ctx_for(check):
-        return plan.context(plan.subsets[check.name], store, failed_ids=failed_ids,
-                            item_errors=item_errors, needed=needed)
-
-    health_ctx = plan.context(plan.dataset, store, failed_ids=failed_ids,
-                              item_errors=item_errors, needed=needed)
-    audited = {n: plan.models[n] for n in plan.audited}
-    tests = evaluate(plan.suite, ctx_for, audited, plan.errors, health_ctx=health_ctx,
-                     roles=plan.roles)
     replicates = pop_replicates(tests)
 
     results = assemble(plan, tests, replicates, store, item_errors, stats, t_start, jobs,
@@ -112,3 +114,15 @@ def _isolate(isolate: bool | None) -> bool:
     if isolate is not None:
         return bool(isolate)
     return os.environ.get("SERTEST_ISOLATE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def on_demand(dataset, *, seed: int = 0, cache=None, jobs: int | None = 1):
+    """A predictor for checks that choose their conditions while measuring (see
+    :attr:`sertest.checks.base.Context.predictor`): ``predict(models, conditions, needed)``
+    runs :func:`~sertest.engine.execute.execute` on ``dataset`` with this seed and cache and
+    returns ``(store, item_errors)``; every prediction is cached like the audit's own."""
+    def predict(models, conditions, needed):
+        store, errors, _ = execute(dataset, models, conditions, needed, seed=seed, cache=cache,
+                                   jobs=jobs, progress=False)
+        return store, errors
+    return predict

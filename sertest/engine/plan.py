@@ -72,13 +72,15 @@ class AuditPlan:
         return {n for n, r in self.roles.items() if r == "feature"}
 
     def context(self, dataset: Dataset, store=None, *, failed_ids: set[str] | None = None,
-                item_errors: list | None = None, needed: dict[str, set[str]] | None = None
-                ) -> Context:
+                item_errors: list | None = None, needed: dict[str, set[str]] | None = None,
+                predictor=None) -> Context:
         """A check context on ``dataset`` with this plan's models, seed, reference and
-        statistics settings (and, after execution, the store and the item errors)."""
+        statistics settings (and, after execution, the store, the item errors and the
+        on-demand ``predictor``)."""
         return Context(dataset, store, self.models, seed=self.seed, reference=self.reference,
                        n_boot=self.n_boot, confidence=self.suite.confidence,
-                       failed_ids=failed_ids, item_errors=item_errors, needed=needed)
+                       failed_ids=failed_ids, item_errors=item_errors, needed=needed,
+                       predictor=predictor)
 
 
 def plan_audit(models: Sequence[str | Model], data: str | Dataset | None = None,
