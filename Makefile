@@ -12,7 +12,7 @@ AUDIT_OUT ?= reports/bundled-corpus
 AUDIT_SUITE ?= quick
 AUDIT_MODELS ?= $(if $(wildcard examples/models/wav2small.onnx),--model examples/models/wav2small.onnx,--model random:gaussian --model random:categorical)
 
-.PHONY: help venv system-deps test audit corpus models reports bench clean lint validity
+.PHONY: help venv system-deps test audit corpus models models-robust reports bench bench-gpu clean lint validity
 
 REF := examples/models
 REF_MODELS := --model teacher=$(REF)/teacher --model wav2small=$(REF)/wav2small.onnx \
@@ -54,13 +54,27 @@ audit: $(VENV)/.core
 		|| [ $$? -eq 1 ]
 	@echo "results: $(AUDIT_OUT)/results.json"
 
+# GPU benchmark (not in CI): a wav2vec2-large-sized random model, audit vs pure inference.
+# BENCH_GPU_ARGS="--size tiny --device cpu" runs the same path on a CPU in about a minute.
+BENCH_GPU_ARGS ?= --size large --device cuda
+bench-gpu: $(VENV)/.dev
+	$(BIN)/python benchmarks/gpu_bench.py $(BENCH_GPU_ARGS) --out benchmarks/gpu_results.json
+
 bench: $(VENV)/.dev
 	$(BIN)/pip install -q audinterface
 	$(BIN)/python benchmarks/bench.py --out benchmarks/results.json
 
-# Retrain the reference models in examples/models (about 30 min on 2 cores).
+# Retrain the reference models in examples/models (about 30 min on 2 cores), then the
+# robust student (models-robust).
 models: $(VENV)/.dev
 	nice -n 10 $(BIN)/python examples/distill/distill.py all
+	$(MAKE) models-robust
+
+# Wav2Small-robust (+ int8): distilled from the teacher in examples/models on perturbed
+# audio, disjoint from the default suite's conditions (about 15 min on 2 cores); the other
+# models are not touched.  See examples/distill/robust.py.
+models-robust: $(VENV)/.dev
+	nice -n 10 $(BIN)/python examples/distill/distill.py robust
 
 # Published example audits of the reference models as one static site (sertest publish):
 # reports/index.html (leaderboard), reports/audits/NAME/ (report, results, summary) and the

@@ -172,3 +172,31 @@ def test_run_ends_with_the_report_path_and_records_its_command(tmp_path, capsys,
     # outside the working folder, a path is shortened to its name
     assert command_line(["sertest", "--data=/elsewhere/x/manifest.csv"]) == \
         "sertest '--data=…/manifest.csv'"
+
+
+@needs_browser
+def test_links_land_on_their_section_in_a_long_report(tmp_path):
+    """Sections off screen are not laid out (content-visibility: auto); a jump to any anchor
+    of a long page still lands on it (instant scrolling, no smooth scroll aiming at the
+    estimated heights)."""
+    doc = make_doc()
+    fair = next(t for t in doc["tests"] if t["test"] == "fairness_sex" and t["dimension"] == "arousal")
+    for k in range(30):  # a long page: 30 more failing fairness tests
+        doc["tests"].append({**copy.deepcopy(fair), "test": f"fairness_copy_{k:02d}"})
+    path = tmp_path / "long.html"
+    path.write_text(html.render(Results(doc)), encoding="utf-8")
+    b = Browser(str(tmp_path / "profile"))
+    try:
+        b.open(str(path))
+        ids = b.js("return [...document.querySelectorAll('nav.toc a')].map(a => a.getAttribute('href').slice(1))")
+        room = b.js("return document.documentElement.scrollHeight - window.innerHeight")
+        for target in ids[::-1] + ids[::3]:
+            b.js("location.hash = arguments[0]", target)
+            top, y = b.js("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame("
+                          "() => r([document.getElementById(arguments[0]).getBoundingClientRect().top,"
+                          " window.scrollY]))))", target)
+            room = b.js("return document.documentElement.scrollHeight - window.innerHeight")
+            assert abs(top - 12) <= 2 or y >= room - 1, (target, top)  # (or the page's end)
+        assert _severe(b.logs()) == []
+    finally:
+        b.close()

@@ -60,3 +60,33 @@ def test_the_shipped_summary_describes_the_current_default_suite_and_corpus():
     assert found["settings"]["resamples"] >= 20
     # every judged test of the suite has figures (tests that skip on the corpus have none)
     assert {"fairness_sex", "fairness_pitch", "robustness_background_noise"} <= set(found["tests"])
+
+
+def test_reports_show_the_line_for_the_suite_and_data_it_was_measured_on(tmp_path, monkeypatch):
+    import sertest
+    from sertest.report import html, markdown
+
+    data = sertest.load_dataset()
+    few = data.subset(data.ids[:12])
+    suite = tmp_path / "example.yaml"  # a suite file: its SHA-256 identifies it
+    suite.write_text("name: example\nbootstrap: {n_boot: 50}\n"
+                     "tests:\n  - test: correctness_regression\n")
+    res = sertest.audit(["random:constant"], few, str(suite), baselines=False, cache=False,
+                        progress=False)
+    doc = res.doc
+    summary = {"suite": "example", "suite_sha256": doc["suite"]["sha256"],
+               "dataset": {"name": doc["dataset"]["name"], "items": doc["dataset"]["items"]},
+               "settings": {"resamples": 20, "share": 0.8},
+               "tests": {"correctness_regression": {"arousal": {
+                   "oracle": {"pass": 0.9, "fail": 0.05, "inconclusive": 0.05}}}}}
+    (tmp_path / "validity").mkdir()
+    (tmp_path / "validity" / "example.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(shipped, "FOLDER", str(tmp_path / "validity"))
+    page = html.render(res)
+    assert "a sound model (oracle) passes 90 %, fails 5 %" in page
+    md = markdown.render(res)
+    assert "What these verdicts are worth on this data" in md and "passes 90 %" in md
+    # another data set (one item fewer): nothing is claimed
+    res.doc["dataset"]["items"] -= 1
+    assert "a sound model (oracle)" not in html.render(res)
+    assert "What these verdicts are worth" not in markdown.render(res)

@@ -373,7 +373,7 @@ def render_html(runs: list[Run], comps: list[ModelComparison], notes: list[str])
     import base64
     import hashlib
 
-    from .html import _asset, _env, slug
+    from .html import _asset, _env, slug, squeeze
 
     css, js = _asset("report.css"), _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
@@ -388,9 +388,9 @@ def render_html(runs: list[Run], comps: list[ModelComparison], notes: list[str])
     tests.sort(key=lambda t: order.get(t[1], 9))
     from .. import __version__
 
-    return _env().get_template("compare.html.j2").render(
+    return squeeze(_env().get_template("compare.html.j2").render(
         runs=runs, comps=comps, notes=notes, tests=tests, css=Markup(css), js=Markup(js), csp=csp,
-        slug=slug, renderer_version=__version__, summary=summary_counts(comps), fmt=svg.fmt)
+        slug=slug, renderer_version=__version__, summary=summary_counts(comps), fmt=svg.fmt))
 
 
 def summary_counts(comps: list[ModelComparison]) -> list[dict]:

@@ -33,6 +33,7 @@ from markupsafe import Markup
 
 from ..results import TOPICS, Results
 from . import display, gallery, svg
+from ..validate.shipped import shipped_validity, validity_line
 from .plots import PlotView, render_plots
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -174,6 +175,9 @@ class DimView:
     notes: list[tuple[str, str]]
     #: per entry: model, is_ref, flags [(kind, text)], multiplicity text
     marks: list[dict] = field(default_factory=list)
+    #: how this test fared against planted defects and an oracle on this very suite and
+    #: data (``make validity``, :mod:`sertest.validate.shipped`); ``None`` elsewhere
+    validity: str | None = None
 
     @property
     def n_rows(self) -> int:
@@ -371,6 +375,7 @@ def build_view(results: Results) -> View:
                    for name in test_order}
     test_order.sort(key=lambda n: topic_rank.get(first_topic[n], 99))
 
+    validity = shipped_validity(doc.get("suite"), doc.get("dataset"))
     sections: list[TestSection] = []
     matrix: list[dict] = []
     gallery_candidates: list[tuple[dict, dict, str]] = []
@@ -387,6 +392,8 @@ def build_view(results: Results) -> View:
             anchor = slug(f"{name}/{dim}", "d")
             dviews.append(_dim_view(name, dim, anchor, des, ref_of, gallery_candidates,
                                     worst_views, doc))
+            if validity:
+                dviews[-1].validity = validity_line(validity, name, dim)
             cells.update({(e["model"], dim): (display.verdict(doc, e), anchor) for e in des})
         # failing and inconclusive cells first; passing ones follow, folded
         dviews.sort(key=lambda d: display.RANK.get(d.cand_worst, len(display.ORDER)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 
 from ..results import Results
+from ..validate.shipped import shipped_validity, validity_line
 from . import display
 
 _ICON = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive",
@@ -121,6 +122,21 @@ def render(results: Results) -> str:
                        f"{_ICON.get(v) or _esc(v)} | {_esc(details(doc, t))} | "
                        f"{_esc(note_text(doc, t))} |")
         out.append("")
+    validity = shipped_validity(doc.get("suite"), doc.get("dataset"))
+    if validity and rows:
+        lines = []
+        for test, dim in dict.fromkeys((t["test"], t["dimension"]) for t in rows):
+            line = validity_line(validity, test, dim)
+            if line:
+                lines.append(f"| {_esc(test)} | {_esc(dim)} | "
+                             f"{_esc(line.split(': ', 1)[1])} |")
+        if lines:
+            s = validity.get("settings") or {}
+            out.append("<details><summary>What these verdicts are worth on this data: planted "
+                       f"defects and an oracle ({_esc(s.get('resamples'))} resamples, sertest "
+                       "validate)</summary>\n")
+            out += ["| test | dimension | validation |", "|---|---|---|"] + lines
+            out.append("\n</details>\n")
     errs = doc["items"]["errors"]
     if errs:
         out.append(f"<details><summary>{len(errs)} item error(s)</summary>\n")
