@@ -16,7 +16,7 @@ def write_report(validation, out: str, name: str = "validity") -> list[str]:
     """Write ``<name>.json``, ``<name>.md`` and the compact ``<name>-summary.json`` (what an
     audit report shows beside each test, :func:`summary`) into ``out``; returns their paths."""
     os.makedirs(out, exist_ok=True)
-    doc = {**validation.doc, "timings": validation.timings}
+    doc = _portable({**validation.doc, "timings": validation.timings})
     paths = [os.path.join(out, f"{name}.json"), os.path.join(out, f"{name}.md"),
              os.path.join(out, f"{name}-summary.json")]
     with open(paths[0], "w", encoding="utf-8") as fh:
@@ -28,6 +28,21 @@ def write_report(validation, out: str, name: str = "validity") -> list[str]:
         json.dump(summary(doc), fh, indent=1, sort_keys=True)
         fh.write("\n")
     return paths
+
+
+def _portable(value: Any) -> Any:
+    """``value`` with absolute paths inside the working folder made relative to it (and
+    other absolute paths cut to their file name): a published table names no machine."""
+    if isinstance(value, dict):
+        return {k: _portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+        cwd = os.getcwd()
+        if value == cwd or value.startswith(cwd.rstrip(os.sep) + os.sep):
+            return os.path.relpath(value, cwd)
+        return os.path.basename(value)
+    return value
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
