@@ -71,7 +71,8 @@ models: $(VENV)/.dev
 	$(MAKE) models-robust
 
 # Wav2Small-robust (+ int8): distilled from the teacher in examples/models on perturbed
-# audio, disjoint from the default suite's conditions (about 15 min on 2 cores); the other
+# audio, disjoint from the default suite's conditions (about 30 min on 2 shared cores; about
+# 6.5 CPU-minutes of training per target variant, two variants); the other
 # models are not touched.  See examples/distill/robust.py.
 models-robust: $(VENV)/.dev
 	nice -n 10 $(BIN)/python examples/distill/distill.py robust

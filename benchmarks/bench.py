@@ -14,8 +14,13 @@
 (d) warm re-run (everything cached)            (e) peak RSS at 1x and 10x the dataset
     ((a), (b) and (d) run --repeat times, (a) and (b) alternating; the fastest run counts)
 (f) Dask LocalCluster with 2 workers against 1 (cluster started before timing)
+(g) long recordings: peak RSS of the --rss-suite audit with generated 10- and 60-minute
+    files added to the manifest, against the same audit without them (--long-minutes)
+(h) the teacher (a torch/Hugging Face model, --teacher) as (a) and (b): its audit against
+    its irreducible work, both with one intra-op thread per call and calls concurrent
 
-Targets: a/b <= 1.15; c/a >= 5; d/a <= 0.05; RSS(10x)/RSS(1x) <= 1.3; dask 1/2 >= 1.6.
+Targets: a/b <= 1.15; c/a >= 5; d/a <= 0.05; RSS(10x)/RSS(1x) <= 1.3; dask 1/2 >= 1.6;
+RSS(long)/RSS(1x) <= 1.5; teacher a/b <= 1.15.
 Also printed: c/b, the most c/a could be if sertest had no overhead at all.
 Wall-clock times on a shared machine are noisy; only the ratios of one run are claimed.
 """
@@ -166,6 +171,14 @@ def per_file_loop(dataset, model, per_test, features) -> tuple[float, str]:
     return time.perf_counter() - t, style
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far (user + system, every thread), s."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
     t = time.perf_counter()
     res = audit([model_spec], data, suite, cache=cache, baselines=False, renderers=(),
@@ -185,6 +198,25 @@ def peak_rss_mb(model_spec, manifest, suite) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def model_call_rss_mb(model_spec, seconds: float) -> float:
+    """Peak RSS of a fresh process that only loads the model and predicts one signal of
+    ``seconds`` (one thread): what a whole-utterance prediction of that length needs at
+    least, whatever the engine around it."""
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "import numpy as np\n"
+            "from sertest.models import load_model\n"
+            "from sertest.efficiency import _status_mb\n"
+            "from sertest.seeding import derive_rng\n"
+            "m = load_model(%r)\n"
+            "m.use_threads(1)\n"
+            "x = (0.1 * derive_rng(0, 'bench-call').standard_normal(int(%r * m.sampling_rate)))"
+            ".astype(np.float32)\n"
+            "m.predict([x])\n"
+            "print(_status_mb('VmHWM'))\n") % (REPO, model_spec, float(seconds))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def replicate(dataset, times: int, folder: str) -> str:
     rows = []
     for k in range(times):
@@ -196,6 +228,37 @@ def replicate(dataset, times: int, folder: str) -> str:
     return path
 
 
+def long_manifest(dataset, minutes: list[float], folder: str) -> str:
+    """The dataset's manifest plus one generated 16 kHz 16-bit WAV of speech-like noise (a
+    4 Hz syllable envelope with a pause every 5 s) per entry of ``minutes``."""
+    import soundfile as sf
+
+    rows = [dataset.table.reset_index()]
+    first = dataset.table.reset_index().iloc[:1]
+    for m in minutes:
+        path = os.path.join(folder, f"long-{m:g}min.wav")
+        rng = derive_rng(0, "bench-long", str(m))
+        block = 16000 * 60  # written a minute at a time
+        with sf.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as fh:
+            for k in range(int(round(m))):
+                t = (k * block + np.arange(block)) / 16000
+                env = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
+                env *= np.sin(2 * np.pi * 0.2 * t) > -0.5
+                fh.write((0.2 * env * rng.standard_normal(block)).astype(np.float32))
+        row = first.copy()
+        row["id"], row["file"] = f"long-{m:g}min", path
+        row["start"], row["end"] = np.nan, np.nan
+        rows.append(row)
+    out = os.path.join(folder, "long.csv")
+    pd.concat(rows).to_csv(out, index=False)
+    return out
+
+
+def default_teacher() -> str | None:
+    path = os.path.join(REPO, "examples", "models", "teacher")
+    return path if os.path.isdir(path) else None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=default_model())
@@ -204,7 +267,12 @@ def main() -> None:
     p.add_argument("--rss-suite", default="quick", help="suite for the 1x/10x memory runs")
     p.add_argument("--dask-suite", default=None, help="suite for the Dask runs (default: --suite)")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
-    p.add_argument("--skip", default="", help="comma list of parts to skip: c,e,f")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: a (with b, c, d), "
+                   "c,e,f,g,h")
+    p.add_argument("--long-minutes", default="10,60",
+                   help="lengths of the generated long files of (g), in minutes")
+    p.add_argument("--teacher", default=default_teacher(), help="the model of (h)")
+    p.add_argument("--teacher-suite", default="quick", help="suite of (h)")
     p.add_argument("--repeat", type=int, default=2,
                    help="runs of (a), (b) and (d), alternating; the fastest counts (default 2)")
     args = p.parse_args()
@@ -223,8 +291,10 @@ def main() -> None:
         # (a) and (b) alternate, args.repeat times each, and the fastest run of each counts:
         # noise on a shared machine only ever adds time (the timeit convention)
         threads = min(4, os.cpu_count() or 1)  # the engine's default --jobs
+        if "a" in skip:
+            skip.update("bcd")
         a_runs, b_runs = [], []
-        for r in range(args.repeat):
+        for r in range(0 if "a" in skip else args.repeat):
             a_r, timings = timed_audit(args.model, data, args.suite, os.path.join(tmp, f"cache-a{r}"))
             a_runs.append(a_r)
             print(f"(a) sertest cold        {a_r:8.2f} s  ({timings['computed']} predictions computed)",
@@ -232,28 +302,33 @@ def main() -> None:
             b_r = tight_loop(dataset, model, per_test, features, threads=threads)
             b_runs.append(b_r)
             print(f"(b) tight loop, {threads} threads {b_r:6.2f} s", flush=True)
-        a, b = min(a_runs), min(b_runs)
-        report["computed_predictions"] = timings["computed"]
-        b1 = tight_loop(dataset, model, per_test, features, threads=1)
-        print(f"(b1) tight loop, 1 loop {b1:8.2f} s", flush=True)
-        d_runs = []
-        for _ in range(args.repeat):
-            d_r, timings_d = timed_audit(args.model, data, args.suite, os.path.join(tmp, "cache-a0"))
-            d_runs.append(d_r)
-            print(f"(d) sertest warm        {d_r:8.2f} s  ({timings_d['computed']} computed)", flush=True)
-        d = min(d_runs)
-        report.update(a_seconds=round(a, 3), b_seconds=round(b, 3), b_threads=threads,
-                      b1_seconds=round(b1, 3), d_seconds=round(d, 3), repeat=args.repeat,
-                      a_runs=[round(x, 3) for x in a_runs], b_runs=[round(x, 3) for x in b_runs],
-                      d_runs=[round(x, 3) for x in d_runs])
-        report["ratio_a_over_b"] = round(a / b, 3)
-        report["ratio_a_over_b1"] = round(a / b1, 3)
-        report["ratio_d_over_a"] = round(d / a, 4)
+        if "a" not in skip:
+            a, b = min(a_runs), min(b_runs)
+            report["computed_predictions"] = timings["computed"]
+            b1 = tight_loop(dataset, model, per_test, features, threads=1)
+            print(f"(b1) tight loop, 1 loop {b1:8.2f} s", flush=True)
+            d_runs = []
+            for _ in range(args.repeat):
+                d_r, timings_d = timed_audit(args.model, data, args.suite,
+                                             os.path.join(tmp, "cache-a0"))
+                d_runs.append(d_r)
+                print(f"(d) sertest warm        {d_r:8.2f} s  ({timings_d['computed']} computed)",
+                      flush=True)
+            d = min(d_runs)
+            report.update(a_seconds=round(a, 3), b_seconds=round(b, 3), b_threads=threads,
+                          b1_seconds=round(b1, 3), d_seconds=round(d, 3), repeat=args.repeat,
+                          a_runs=[round(x, 3) for x in a_runs],
+                          b_runs=[round(x, 3) for x in b_runs],
+                          d_runs=[round(x, 3) for x in d_runs])
+            report["ratio_a_over_b"] = round(a / b, 3)
+            report["ratio_a_over_b1"] = round(a / b1, 3)
+            report["ratio_d_over_a"] = round(d / a, 4)
         if "c" not in skip:
             c, style = per_file_loop(dataset, model, per_test, features)
             print(f"(c) per-file loop       {c:8.2f} s  [{style}]", flush=True)
             report.update(c_seconds=round(c, 3), c_style=style, ratio_c_over_a=round(c / a, 3),
                           ratio_c_over_b=round(c / b, 3))
+        r1 = None
         if "e" not in skip:
             one = replicate(dataset, 1, tmp)
             ten = replicate(dataset, 10, tmp)
@@ -262,6 +337,49 @@ def main() -> None:
             print(f"(e) peak RSS 1x / 10x   {r1:8.1f} / {r10:.1f} MB ({args.rss_suite} suite)", flush=True)
             report.update(rss_1x_mb=round(r1, 1), rss_10x_mb=round(r10, 1),
                           ratio_rss_10x_over_1x=round(r10 / r1, 3), rss_suite=args.rss_suite)
+        if "g" not in skip:
+            minutes = [float(m) for m in args.long_minutes.split(",") if m]
+            if r1 is None:
+                r1 = peak_rss_mb(args.model, replicate(dataset, 1, tmp), args.rss_suite)
+            t = time.perf_counter()
+            rl = peak_rss_mb(args.model, long_manifest(dataset, minutes, tmp), args.rss_suite)
+            secs = time.perf_counter() - t
+            what = " + ".join(f"{m:g} min" for m in minutes)
+            print(f"(g) peak RSS 1x / 1x + {what}  {r1:8.1f} / {rl:.1f} MB ({args.rss_suite} "
+                  f"suite, {secs:.0f} s)", flush=True)
+            call = model_call_rss_mb(args.model, 60 * max(minutes))
+            print(f"(g) one bare model call on the {max(minutes):g}-min signal  {call:8.1f} MB",
+                  flush=True)
+            report.update(rss_long_base_mb=round(r1, 1), rss_long_mb=round(rl, 1),
+                          long_minutes=minutes, long_seconds=round(secs, 1),
+                          rss_long_model_call_mb=round(call, 1),
+                          ratio_rss_long_over_1x=round(rl / r1, 3))
+        if "h" not in skip and args.teacher:
+            t_data, _, t_model, t_tests, t_feats = plan(args.teacher, args.data,
+                                                       args.teacher_suite)
+            ta_runs, tb_runs, ta_cpu, tb_cpu = [], [], [], []
+            for r in range(args.repeat):
+                c = cpu_seconds()
+                ta, t_timings = timed_audit(args.teacher, data, args.teacher_suite,
+                                            os.path.join(tmp, f"cache-h{r}"))
+                ta_runs.append(ta)
+                ta_cpu.append(cpu_seconds() - c)
+                print(f"(h) teacher audit       {ta:8.2f} s  ({t_timings['computed']} predictions"
+                      f" computed, {ta_cpu[-1]:.1f} CPU-s)", flush=True)
+                c = cpu_seconds()
+                tb = tight_loop(t_data, t_model, t_tests, t_feats, threads=threads)
+                tb_runs.append(tb)
+                tb_cpu.append(cpu_seconds() - c)
+                print(f"(h) teacher tight loop  {tb:8.2f} s  ({tb_cpu[-1]:.1f} CPU-s)", flush=True)
+            report.update(teacher=args.teacher, teacher_suite=args.teacher_suite,
+                          teacher_a_seconds=round(min(ta_runs), 3),
+                          teacher_b_seconds=round(min(tb_runs), 3),
+                          teacher_a_runs=[round(x, 3) for x in ta_runs],
+                          teacher_b_runs=[round(x, 3) for x in tb_runs],
+                          teacher_a_cpu_seconds=[round(x, 1) for x in ta_cpu],
+                          teacher_b_cpu_seconds=[round(x, 1) for x in tb_cpu],
+                          ratio_teacher_a_over_b_cpu=round(min(ta_cpu) / min(tb_cpu), 3),
+                          ratio_teacher_a_over_b=round(min(ta_runs) / min(tb_runs), 3))
         if "f" not in skip:
             from distributed import LocalCluster
 
@@ -280,7 +398,8 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     targets = {"ratio_a_over_b": ("<=", 1.15), "ratio_c_over_a": (">=", 5),
                "ratio_d_over_a": ("<=", 0.05), "ratio_rss_10x_over_1x": ("<=", 1.3),
-               "ratio_dask_1_over_2": (">=", 1.6)}
+               "ratio_dask_1_over_2": (">=", 1.6), "ratio_rss_long_over_1x": ("<=", 1.5),
+               "ratio_teacher_a_over_b": ("<=", 1.15), "ratio_teacher_a_over_b_cpu": ("<=", 1.15)}
     report["targets"] = {}
     print("\nratio                     value   target   met")
     for key, (op, lim) in targets.items():
@@ -293,6 +412,20 @@ def main() -> None:
     if "ratio_c_over_b" in report:
         print(f"{'ratio_c_over_b':<24} {report['ratio_c_over_b']:7.3f}   "
               "(the ceiling of c/a: sertest with zero overhead)")
+    if skip and os.path.exists(args.out):
+        # the skipped parts keep their earlier figures, each part with the date it was measured
+        with open(args.out) as fh:
+            earlier = json.load(fh)
+        dates = earlier.pop("measured", {})
+        for part in "abcdefgh":
+            dates.setdefault(part, earlier.get("date"))
+        for part in set("abcdefgh") - skip - ({"h"} if not args.teacher else set()):
+            dates[part] = time.strftime("%Y-%m-%d")
+        if "a" in skip:  # the main run's description stays with its figures
+            report = {k: v for k, v in report.items()
+                      if k not in ("model", "suite", "date", "items", "requested_predictions")}
+        report = {**earlier, **report, "targets": {**earlier.get("targets", {}),
+                                                   **report["targets"]}, "measured": dates}
     with open(args.out, "w") as fh:
         json.dump(report, fh, indent=1)
     print(f"\nwrote {args.out}")

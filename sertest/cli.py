@@ -118,8 +118,13 @@ def _parser() -> argparse.ArgumentParser:
                           "run, which a rerun resumes from the cache)")
     run.add_argument("--no-profile", dest="profile", action="store_false",
                      help="skip the efficiency profile (peak RAM, real-time factor per model)")
-    run.add_argument("--executor", choices=["local", "dask"], default="local",
-                     help="where predictions run (default: local threads)")
+    run.add_argument("--executor", choices=["local", "dask", "batched", "batched-processes"],
+                     default=None,
+                     help="where predictions run (default: local threads; with a model on a "
+                          "GPU: batched, model calls from several items of similar length)")
+    run.add_argument("--device", default="cpu", metavar="cpu|auto|cuda[:N]",
+                     help="where torch, Hugging Face and ONNX models compute (default cpu; "
+                          "auto: GPU 0 where the model's runtime finds one, else the CPU)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 (default with "
                           "--executor dask: a local cluster of --jobs workers)")
@@ -178,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
     sea.add_argument("--target", action="append", default=None,
                      help="arousal, dominance, valence or emotion (repeatable; default all)")
     sea.add_argument("--seed", type=int, default=0)
+    sea.add_argument("--device", default="cpu", metavar="cpu|auto|cuda[:N]",
+                     help="where the model computes (as for sertest run)")
     sea.add_argument("--cache", default=None, help="prediction cache folder")
     sea.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
     sea.add_argument("--out", "-o", required=True)
@@ -328,11 +335,11 @@ def _search(args) -> int:
     suite = {"name": "search", "description": f"worst-case search along {args.axis}",
              "tests": [{"test": "robustness_search", "params": {
                  "axis": args.axis, "tolerance": args.tolerance, "max_items": args.max_items,
-                 "budget": args.budget, "cache": cache}}]}
+                 "budget": args.budget}}]}
     if args.target:
         suite["targets"] = args.target
-    res = audit([args.model], args.data, suite, out=args.out, seed=args.seed, cache=cache,
-                baselines=False)
+    res = audit(_on_device([args.model], args), args.data, suite, out=args.out, seed=args.seed,
+                cache=cache, baselines=False)
     for t in res.select("robustness_search"):
         cells = {m["metric"]: m for m in t["measurements"]}
         med = cells.get("median_breakdown", {})
@@ -396,6 +403,27 @@ def _cli_isolate(flag: bool | None) -> bool:
     return value not in ("0", "false", "no", "off")
 
 
+def _on_device(specs: list[str], args) -> list:
+    """``--device``: the models loaded onto it (the specs as they are for ``cpu``)."""
+    from .models.device import parse_device
+
+    if parse_device(args.device) == "cpu":
+        return list(specs)
+    from .models import load_model
+
+    return [load_model(s, labels=getattr(args, "labels", None), device=args.device)
+            for s in specs]
+
+
+def _executor(args, models: list) -> str:
+    """``--executor``, or by default ``batched`` where a model landed on a GPU, else
+    ``local`` (``--device auto`` without a GPU audits exactly as ``cpu``)."""
+    if args.executor:
+        return args.executor
+    on_gpu = any(getattr(m, "device", "cpu") != "cpu" for m in models if not isinstance(m, str))
+    return "batched" if on_gpu else "local"
+
+
 def _run(args) -> int:
     from .data.labels import header_lines
     from .engine import audit
@@ -415,12 +443,14 @@ def _run(args) -> int:
                 os.environ.pop(ALLOW_DOWNLOAD_ENV, None)
             else:
                 os.environ[ALLOW_DOWNLOAD_ENV] = previous
-    results = audit(args.model, args.data, args.suite, out=args.out, seed=args.seed,
+    models = _on_device(args.model, args)
+    results = audit(models, args.data, args.suite, out=args.out, seed=args.seed,
                     jobs=args.jobs, cache=False if args.no_cache else args.cache,
                     baselines=not args.no_baselines, reference=args.reference,
                     labels=args.labels, progress=args.progress, fail_fast=args.fail_fast,
                     allow_outside_root=args.allow_outside_root, n_boot=args.n_boot,
-                    renderers=renderers, executor=args.executor, scheduler=args.scheduler,
+                    renderers=renderers, executor=_executor(args, models),
+                    scheduler=args.scheduler,
                     timeout=args.timeout, profile=args.profile, isolate=_cli_isolate(args.isolate),
                     label_range=args.label_range, label_map=args.label_map)
     head, _, rest = summary_text(results, verbose=args.verbose).partition("\n")

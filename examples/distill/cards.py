@@ -187,3 +187,157 @@ def write_cards(m: dict[str, Any], path: str) -> None:
     add("All figures are also in `metrics.json` next to this file.")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
+
+
+ROBUST_COMMAND = "nice -n 10 .venv/bin/python examples/distill/distill.py robust"
+
+
+def _fig(values: dict[str, float] | None, d: str, fmt: str = "{:.3f}") -> str:
+    return fmt.format(values[d]) if values and d in values else "–"
+
+
+def robust_section(m: dict[str, Any]) -> list[str]:
+    """The card of ``wav2small-robust.onnx`` (and its int8 version) from
+    ``metrics-robust.json`` content (written by ``distill.py robust``)."""
+    split = m.get("split", {})
+    r = m.get("recipe", {})
+    models = m.get("models", {})
+    check = m.get("check", {})
+    chosen = m.get("exported_variant", "–")
+    exported = models.get(f"wav2small-robust-{chosen}", {})
+    ck = check.get("wav2small-robust", {})
+    q = check.get("wav2small-robust-int8", {})
+    timing = m.get("timing", {})
+    lines: list[str] = []
+    add = lines.append
+    add("## Wav2Small-robust (`wav2small-robust.onnx`, `wav2small-robust-int8.onnx`)")
+    add("")
+    add("The Wav2Small architecture and optimiser settings above, distilled from the "
+        "**committed teacher** (`teacher/`, not retrained) on clean **and perturbed** audio. "
+        "The perturbations come from sertest's own registry but with parameters the "
+        "`default` suite never uses (other SNRs, noise colours, codec bit rates, room "
+        "sizes, RT60s and distances, filter cut-offs; see "
+        "`examples/distill/robust_augment.py`, whose docstring lists both sides, and "
+        "`tests/test_robust_student.py`, which checks that no training draw equals an audit "
+        "condition's parameter). Their random streams start with the key "
+        f"`{m.get('augmentation_stream', '–')}`, which no audit stream uses.")
+    add("")
+    add(f"- Targets: `{chosen}` — "
+        + ("each perturbed rendition is labelled with the teacher's output for the clean "
+           "item (the student learns to undo the perturbation)." if chosen == "clean" else
+           "the teacher labels each perturbed rendition itself."))
+    add(f"- Held-out speakers: the teacher's own ({', '.join(split.get('held_out_speakers', []))}"
+        f"; {split.get('n_held_out', '–')} items of the current corpus). Training: "
+        f"{split.get('n_train', '–')} items of {len(split.get('train_speakers', []))} "
+        f"speakers, including the {len(split.get('new_voices_in_training', []))} voices added "
+        "to the corpus after the teacher was trained (the teacher labels them; none is "
+        "evaluated); the corpus's `boundary`/`mobile` renditions are not used.")
+    add(f"- Training audio: each item clean plus {r.get('copies', '–')} perturbed renditions "
+        f"(one perturbation, or two from different families), and the real recordings: "
+        f"{m.get('n_training_signals', '–')} signals, "
+        f"{m.get('training_seconds_of_audio', '–')} s. Perturbations drawn: "
+        + ", ".join(f"{k} {v}" for k, v in m.get("perturbation_counts", {}).items()) + ".")
+    add(f"- Recipe: {r.get('epochs', '–')} epochs, batch {r.get('batch_size', '–')}, "
+        f"learning rate {r.get('lr', '–')} (one cycle), {r.get('max_seconds', '–')} s crops, "
+        "CCC loss.")
+    add(f"- Parameters: {_num(exported.get('parameters'))} ({_num(exported.get('trainable'))} "
+        f"trainable, {_num(exported.get('frozen'))} frozen front end); ONNX initializers: "
+        f"{_num(ck.get('info_parameters'))}. File sizes: {_kb(ck.get('onnx_bytes'))}; int8 "
+        f"{_kb(q.get('onnx_bytes'))}.")
+    add(f"- ONNX vs torch, held-out items: max |diff| "
+        f"{ck.get('onnx_vs_torch_max_abs', float('nan')):.2e}; int8 vs float: "
+        f"{q.get('int8_vs_float_max_abs', float('nan')):.2e}.")
+    threads = m.get("environment", {}).get("threads", "–")
+    add(f"- Time on {threads} CPU thread(s) of a 2-core machine shared with other jobs "
+        f"(wall clock): rendering {timing.get('render', '–')} s, teacher "
+        f"labels {timing.get('label', '–')} s, "
+        + ", ".join(f"training ({k[6:]} targets) {v} s" for k, v in timing.items()
+                    if k.startswith("train_"))
+        + f"; whole step {timing.get('total', '–')} s.")
+    add("")
+    add("Held-out speakers (the same items for every row). *clean*: CCC against the "
+        "teacher on clean audio. *perturbed*: on "
+        f"{r.get('validation_copies', '–')} renditions of each held-out item drawn from the "
+        "training distribution (not the audit's), CCC against the teacher's output for the "
+        "clean item, and the share of predictions within 0.05 of the model's own clean "
+        "prediction.")
+    add("")
+    add("| model | CCC clean A | D | V | CCC perturbed A | D | V | unchanged A | D | V |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
+    for name, res in models.items():
+        label = f"`{name}`" + (" (exported)" if name == f"wav2small-robust-{chosen}" else "")
+        cells = ([_fig(res.get("ccc_teacher_clean"), d) for d in DIMS]
+                 + [_fig(res.get("ccc_teacher_perturbed"), d) for d in DIMS]
+                 + [_fig(res.get("unchanged_perturbed"), d, "{:.2f}") for d in DIMS])
+        add(f"| {label} | " + " | ".join(cells) + " |")
+    add("")
+    add("| exported files, held-out CCC vs teacher (clean) | arousal | dominance | valence |")
+    add("|---|---|---|---|")
+    add(_ccc_row("`wav2small-robust.onnx`", ck.get("ccc_teacher_onnx")))
+    add(_ccc_row("`wav2small-robust-int8.onnx`", q.get("ccc_teacher_onnx")))
+    add("")
+    audit = m.get("audit")
+    add("### Robustness on the `default` suite")
+    add("")
+    if not audit:
+        add("Not measured yet: run the audit below and `distill.py robust-card --audit DIR`.")
+    else:
+        if audit.get("stale"):
+            add("**Stale**: these figures are from an audit of an earlier build of the "
+                "model; re-run the audit.")
+            add("")
+        add(f"`sertest run` on the bundled corpus, suite `{audit.get('suite')}`, seed "
+            f"{audit.get('seed')}:")
+        add("")
+        add("| model | robustness topic | correctness | fairness | overall score |")
+        add("|---|---|---|---|---|")
+        for name, a in audit.get("models", {}).items():
+            t = a.get("topics", {})
+            add(f"| `{name}` | {t.get('robustness', '–')} | {t.get('correctness', '–')} | "
+                f"{t.get('fairness', '–')} | {a.get('score', '–')} |")
+        add("")
+        names = list(audit.get("models", {}))
+        base_a = audit["models"].get("wav2small", {}).get("topics", {}).get("robustness")
+        rob_a = audit["models"].get("wav2small-robust", {}).get("topics", {}).get("robustness")
+        base_c = models.get("wav2small", {}).get("ccc_teacher_clean")
+        rob_c = exported.get("ccc_teacher_clean")
+        if None not in (base_a, rob_a) and base_c and rob_c:
+            gain = rob_a - base_a
+            loss = max(base_c[d] - rob_c[d] for d in DIMS)
+            met = gain >= 0.15 and loss <= 0.03
+            add(f"Issue target (robustness topic at least 0.15 higher, clean CCC against the "
+                f"teacher at most 0.03 lower on every dimension): **{'met' if met else 'not met'}**"
+                f" — robustness topic {gain:+.3f}, largest clean-CCC loss {loss:+.3f}.")
+            add("")
+        tests = sorted({t for a in audit["models"].values() for t in a.get("robustness_tests", {})})
+        if tests:
+            add("Robustness verdicts per test (arousal, dominance, valence): pass / fail / "
+                "inconclusive / other.")
+            add("")
+            add("| test | " + " | ".join(f"`{n}`" for n in names) + " |")
+            add("|---|" + "---|" * len(names))
+            for t in tests:
+                cells = []
+                for n in names:
+                    c = audit["models"][n].get("robustness_tests", {}).get(t, {})
+                    other = sum(v for k, v in c.items() if k not in ("pass", "fail",
+                                                                     "inconclusive"))
+                    cells.append(f"{c.get('pass', 0)} / {c.get('fail', 0)} / "
+                                 f"{c.get('inconclusive', 0)} / {other}")
+                add(f"| {t} | " + " | ".join(cells) + " |")
+            add("")
+        add("The per-measurement changes with paired significance are in "
+            "`reports/robust-students/` (`sertest compare`).")
+        add("")
+    add("Produced with:")
+    add("")
+    add("```")
+    add(ROBUST_COMMAND)
+    add(".venv/bin/sertest run --model wav2small=examples/models/wav2small.onnx \\")
+    add("    --model wav2small-robust=examples/models/wav2small-robust.onnx --suite default \\")
+    add("    --out /tmp/robust_audit --no-progress")
+    add(ROBUST_COMMAND.replace(" robust", " robust-card --audit /tmp/robust_audit", 1))
+    add("```")
+    add("")
+    add("All figures are also in `metrics-robust.json` next to this file.")
+    return lines

@@ -274,12 +274,16 @@ def step_export(ctx: Context) -> None:
 
 
 def step_quantize(ctx: Context) -> None:
+    quantize_wav2small(ctx, os.path.join(ctx.out, "wav2small.onnx"),
+                       os.path.join(ctx.out, "wav2small-int8.onnx"), "wav2small-int8")
+
+
+def quantize_wav2small(ctx: Context, src: str, dst: str, name: str) -> None:
+    """8-bit weights for the Wav2Small ONNX file ``src`` -> ``dst`` (metadata name ``name``)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    src = os.path.join(ctx.out, "wav2small.onnx")
-    pre = os.path.join(ctx.work, "wav2small-pre.onnx")
-    dst = os.path.join(ctx.out, "wav2small-int8.onnx")
+    pre = os.path.join(ctx.work, os.path.basename(src).replace(".onnx", "-pre.onnx"))
     quant_pre_process(src, pre)
     graph = onnx.load(pre).graph
     # Keep the log-mel front end (DFT convolutions, mel MatMul) and the activation ×
@@ -292,7 +296,7 @@ def step_quantize(ctx: Context) -> None:
     _float16_frontend(proto)
     for p in proto.metadata_props:
         if p.key == "name":
-            p.value = "wav2small-int8"
+            p.value = name
     entry = proto.metadata_props.add()
     entry.key, entry.value = "quantization", ("onnxruntime quantize_dynamic, QUInt8 weights, "
                                               "per channel; front end stored as float16")
@@ -384,17 +388,45 @@ def step_cards(ctx: Context) -> None:
         json.dump(metrics, fh, indent=2, sort_keys=True)
         fh.write("\n")
     write_cards(metrics, os.path.join(ctx.out, "README.md"))
+    robust_metrics = os.path.join(ctx.out, "metrics-robust.json")
+    if os.path.isfile(robust_metrics):      # keep the robust student's card at the end
+        from robust import write_robust
+        with open(robust_metrics, encoding="utf-8") as fh:
+            write_robust(ctx.out, json.load(fh))
     ctx.log(f"cards: {os.path.join(ctx.out, 'README.md')}")
 
 
 STEPS = {"teacher": step_teacher, "label": step_label, "students": step_students,
          "export": step_export, "quantize": step_quantize, "check": step_check,
          "cards": step_cards}
+#: steps outside ``all``: the robust student (from the teacher in ``--out``; see robust.py)
+#: (``robust-export`` re-exports a variant it trained, ``--variant``, default the chosen
+#: one) and its card alone (``robust-card --audit DIR`` adds a sertest audit's figures)
+EXTRA_STEPS = ("robust", "robust-export", "robust-card")
+
+
+def step_robust_card(ctx: Context, audit: str | None) -> None:
+    from robust import VARIANTS, merge_variants, read_audit, write_robust
+    path = os.path.join(ctx.out, "metrics-robust.json")
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path} does not exist: run `distill.py robust` first")
+    with open(path, encoding="utf-8") as fh:
+        metrics = json.load(fh)
+    merge_variants(ctx.work, metrics["models"], metrics["recipe"], ctx.seed)
+    for name in VARIANTS:           # variants trained by a separate run (--variant NAME)
+        res = metrics["models"].get(f"wav2small-robust-{name}")
+        if res:
+            metrics["timing"][f"train_{name}"] = res["train_seconds"]
+    if audit is not None:
+        metrics["audit"] = read_audit(audit)
+    write_robust(ctx.out, metrics)
+    ctx.log(f"robust-card: {os.path.join(ctx.out, 'README.md')}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("step", choices=["all", *STEPS], help="pipeline step, or all of them")
+    ap.add_argument("step", choices=["all", *STEPS, *EXTRA_STEPS],
+                    help="pipeline step, or all of them (the robust steps are not in all)")
     ap.add_argument("--corpus", default=os.path.join(ROOT, "sertest", "data", "corpus"),
                     help="corpus folder with manifest.csv (default: the bundled corpus)")
     ap.add_argument("--out", default=os.path.join(ROOT, "examples", "models"),
@@ -407,6 +439,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="with 'students': train only these (repeatable)")
     ap.add_argument("--quick", action="store_true",
                     help="2 epochs per model: a smoke test of the pipeline, not the recipe")
+    ap.add_argument("--variant", choices=["both", "perturbed", "clean"], default="both",
+                    help="with 'robust': targets for the perturbed audio -- the teacher's "
+                    "output for it (perturbed), for the clean item (clean), or train both")
+    ap.add_argument("--audit", metavar="DIR",
+                    help="with 'robust'/'robust-card': the --out folder of a sertest run of "
+                    "wav2small and wav2small-robust; its robustness figures go on the card")
     args = ap.parse_args(argv)
     setup_torch(args.threads)
     ctx = Context(args)
@@ -420,6 +458,15 @@ def main(argv: list[str] | None = None) -> int:
         ctx.log(f"== {s}")
         if s == "students":
             step_students(ctx, args.only)
+        elif s == "robust":
+            from robust import step_robust
+            step_robust(ctx, args.variant, args.audit, quantize=quantize_wav2small)
+        elif s == "robust-export":
+            from robust import EXPORTED, step_robust_export
+            step_robust_export(ctx, EXPORTED if args.variant == "both" else args.variant,
+                               quantize=quantize_wav2small)
+        elif s == "robust-card":
+            step_robust_card(ctx, args.audit)
         else:
             STEPS[s](ctx)
         timing[s] = round(time.time() - t0, 1)

@@ -2,8 +2,9 @@
 
 An executor takes the units that still need predictions (:class:`~sertest.engine.units.Unit`)
 and yields one :class:`~sertest.engine.units.UnitOutcome` per unit, in any order; it runs
-each unit with :func:`~sertest.engine.units.prepare_unit` and
-:func:`~sertest.engine.units.infer_unit`, so every executor gives the same outcomes.  The
+each unit with :func:`~sertest.engine.units.run_unit` (:func:`~sertest.engine.units.prepare_unit`
+then :func:`~sertest.engine.units.infer_unit`, with a long item's memory bounded in samples),
+so every executor gives the same outcomes.  The
 caller (:func:`sertest.engine.execute.execute`) stores them, writes the cache and counts.
 
 Built in: ``local`` (:class:`LocalExecutor`, threads of this process) and ``dask``
@@ -22,7 +23,8 @@ from typing import Any, ClassVar, Iterator
 from ..errors import UsageError
 from ..models.base import Model
 from ..perturb.base import Perturbation
-from .units import Unit, UnitOutcome, infer_unit, one_thread_per_call, prepare_unit
+from . import units as _units
+from .units import Unit, UnitOutcome, one_thread_per_call, run_unit, unit_samples
 
 
 class Executor:
@@ -63,7 +65,10 @@ class Executor:
 class LocalExecutor(Executor):
     """Threads of this process, each taking whole units.
 
-    At most ``2 * jobs + 2`` units are in flight, so memory does not grow with the data;
+    At most ``2 * jobs + 2`` units are in flight, and at most
+    :data:`~sertest.engine.units.INFLIGHT_SAMPLES` samples of decoded audio (a long item
+    runs with few others, or alone), so memory grows neither with the data nor with the
+    items' lengths beyond one long item (:func:`~sertest.engine.units.run_unit`);
     models that are not :attr:`~sertest.models.base.Model.concurrent` are called by one
     thread at a time, concurrent ones run one thread per call
     (:meth:`~sertest.models.base.Model.use_threads`), so the workers use the cores without
@@ -77,32 +82,41 @@ class LocalExecutor(Executor):
         if self.jobs <= 1:
             one_thread_per_call(models)  # as with more workers: the same outputs
             for unit in units:
-                yield infer_unit(prepare_unit(unit, conditions, seed), models, seed, timeout, hung)
+                yield run_unit(unit, models, conditions, seed, timeout, hung)
             return
         guarded = _serialised(models)
 
         def work(unit: Unit) -> UnitOutcome:
-            return infer_unit(prepare_unit(unit, conditions, seed), guarded, seed, timeout, hung)
+            return run_unit(unit, guarded, conditions, seed, timeout, hung)
 
-        # a bounded window of units in flight, refilled as soon as *any* unit finishes
-        # (waiting for the oldest would idle a worker behind one slow item); the order of
-        # consumption does not matter: the store is keyed and errors are sorted
+        # a bounded window of units in flight (in units and in samples), refilled as soon as
+        # *any* unit finishes (waiting for the oldest would idle a worker behind one slow
+        # item); the order of consumption does not matter: the store is keyed and errors
+        # are sorted
         window = 2 * self.jobs + 2
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="sertest-unit") as pool:
-            it = iter(units)
-            order = {}  # future -> submission number
-            for _, u in zip(range(window), it):
-                order[pool.submit(work, u)] = len(order)
-            submitted = len(order)
+            queue = list(reversed(units))
+            order: dict = {}  # future -> submission number
+            weight: dict = {}  # future -> its unit's samples
+            submitted = 0
+
+            def fill() -> None:
+                nonlocal submitted
+                while queue and len(order) < window:
+                    samples = unit_samples(queue[-1])
+                    if order and sum(weight.values()) + samples > _units.INFLIGHT_SAMPLES:
+                        return  # it waits for room (one unit always runs)
+                    fut = pool.submit(work, queue.pop())
+                    order[fut], weight[fut] = submitted, samples
+                    submitted += 1
+
+            fill()
             try:
                 while order:
                     finished, _ = wait(list(order), return_when=FIRST_COMPLETED)
                     for fut in sorted(finished, key=order.__getitem__):
-                        del order[fut]
-                        nxt = next(it, None)
-                        if nxt is not None:
-                            order[pool.submit(work, nxt)] = submitted
-                            submitted += 1
+                        del order[fut], weight[fut]
+                        fill()
                         yield fut.result()
             finally:
                 for f in order:
@@ -141,6 +155,8 @@ def _serialised(models: dict[str, Model]) -> dict[str, Model]:
 _REGISTRY: dict[str, Any] = {
     "local": LocalExecutor,
     "dask": "sertest.engine.dask_executor:DaskExecutor",
+    "batched": "sertest.engine.batched_executor:BatchedExecutor",
+    "batched-processes": "sertest.engine.batched_executor:ProcessBatchedExecutor",
 }
 
 

@@ -9,6 +9,16 @@ gets back a :class:`UnitOutcome` of plain data.  Every random draw derives from 
 condition), and a unit's batches (at most :attr:`~sertest.models.base.Model.max_batch`
 signals each) depend only on the unit, so outcomes never depend on where or when a unit ran.
 
+Long recordings are audited whole (one prediction per item and condition, as for short
+ones), with memory bounded in samples rather than in signals: :func:`run_unit` decodes an
+item once and then perturbs and predicts its conditions in groups of at most
+:data:`UNIT_SAMPLES` samples (one condition at a time for a long item, all at once for a
+short one, which keeps short items' model calls exactly as before), and each model call
+receives at most :data:`CALL_SAMPLES` samples (:func:`predict_bounded`).  The executor
+bounds the units in flight by their samples too (:data:`INFLIGHT_SAMPLES`).  A long item
+therefore holds its decoded signal, one perturbed copy and one model call's activations,
+whatever the number of conditions; :data:`HELD` counts the samples units hold.
+
 A model's failures are its own items' errors, never the audit's end: an exception of any
 kind raised by model code (``SystemExit`` and ``KeyboardInterrupt`` included, see
 :func:`model_interrupt`) fails the signals of that call, which are then retried one by one.
@@ -37,6 +47,45 @@ from ..perturb.base import Perturbation
 from ..seeding import derive_rng
 from .isolate import ModelCrash, ModelGivenUp
 from .render import condition_signal
+
+#: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
+#: float32), unless a single condition's signal is longer (a long item: one at a time)
+UNIT_SAMPLES = 1 << 22
+#: most samples one model call receives (2**21: 131 s at 16 kHz, 8 MB of float32): 16 signals
+#: of the bundled corpus's longest item (4 s) still make one batch, a long signal goes alone
+CALL_SAMPLES = 1 << 21
+#: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
+#: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
+INFLIGHT_SAMPLES = 1 << 24
+
+
+class SampleGauge:
+    """A thread-safe count of samples held, with its peak (the public hook that shows the
+    memory bound at work: :data:`HELD`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.current = 0
+        self.peak = 0
+
+    def add(self, samples: int) -> None:
+        with self._lock:
+            self.current += int(samples)
+            self.peak = max(self.peak, self.current)
+
+    def remove(self, samples: int) -> None:
+        with self._lock:
+            self.current -= int(samples)
+
+    def reset(self) -> None:
+        """Set the peak to the current count."""
+        with self._lock:
+            self.peak = self.current
+
+
+#: samples of decoded and perturbed signals the units running in this process hold
+HELD = SampleGauge()
+
 
 @dataclass
 class Unit:
@@ -113,6 +162,14 @@ def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: i
         return Prepared(unit, {}, exc if isinstance(exc, AudioError) else AudioError(
             f"{unit.file}: out of memory while decoding"), time.perf_counter() - t)
     t_dec = time.perf_counter() - t
+    prepared = _perturb(unit, resampled, conditions, seed)
+    prepared.decode_seconds = t_dec
+    return prepared
+
+
+def _perturb(unit: Unit, resampled: dict[int, np.ndarray],
+             conditions: dict[str, Perturbation | None], seed: int) -> Prepared:
+    """Apply each condition ``unit.needs`` names to the decoded signal at its rate."""
     t = time.perf_counter()
     signals: dict[int, dict[str, Any]] = {}
     for sr, conds in unit.needs.items():
@@ -128,7 +185,7 @@ def prepare_unit(unit: Unit, conditions: dict[str, Perturbation | None], seed: i
                 signals[sr][ck] = audio.check_signal(y, f"{unit.item_id} under {cond.name}")
             except Exception as exc:  # noqa: BLE001 - recorded per item and condition
                 signals[sr][ck] = exc
-    return Prepared(unit, signals, None, t_dec, time.perf_counter() - t)
+    return Prepared(unit, signals, None, 0.0, time.perf_counter() - t)
 
 
 def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
@@ -166,6 +223,129 @@ def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
     return out
 
 
+def unit_samples(unit: Unit) -> int:
+    """The samples a unit's decoded signals will hold (estimated from the file's header, at
+    its highest model rate; from the file size where the header cannot be read), without
+    decoding it."""
+    import os
+
+    rate = max(unit.needs or {16000: None})
+    try:
+        import soundfile as sf
+
+        info = sf.info(unit.file)
+        seconds = info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - not a libsndfile format: 16-bit mono as a guess
+        try:
+            seconds = os.path.getsize(unit.file) / 2 / rate
+        except OSError:
+            return 0
+    if unit.end is not None:
+        seconds = min(seconds, unit.end)
+    if unit.start is not None:
+        seconds = max(0.0, seconds - unit.start)
+    return int(seconds * rate) * max(1, len(unit.needs))
+
+
+def run_unit(unit: Unit, models: dict[str, Model], conditions: dict[str, Perturbation | None],
+             seed: int, timeout: float | None = None, hung: set[str] | None = None
+             ) -> UnitOutcome:
+    """:func:`prepare_unit` then :func:`infer_unit`, with memory bounded in samples: the
+    item is decoded once, then its conditions are perturbed and predicted in groups of at
+    most :data:`UNIT_SAMPLES` samples (:func:`condition_groups`), each group's signals
+    released before the next is made.  A short item is one group: the same calls, the same
+    outputs as ``infer_unit(prepare_unit(unit, ...))``."""
+    t = time.perf_counter()
+    try:
+        signal, sr_native = audio.read(unit.file, unit.start, unit.end)
+        resampled = {sr: audio.resample(signal, sr_native, sr, unit.file) for sr in unit.needs}
+        del signal
+    except (AudioError, MemoryError) as exc:  # out of memory too: this item's error only
+        error = exc if isinstance(exc, AudioError) else AudioError(
+            f"{unit.file}: out of memory while decoding")
+        return infer_unit(Prepared(unit, {}, error, time.perf_counter() - t), models, seed,
+                          timeout, hung)
+    t_dec = time.perf_counter() - t
+    decoded = sum(len(x) for x in resampled.values())
+    HELD.add(decoded)
+    out = UnitOutcome(unit.item_id, decode_seconds=t_dec)
+    try:
+        for group in condition_groups(unit, {sr: len(x) for sr, x in resampled.items()}):
+            sub = Unit(unit.item_id, unit.file, unit.start, unit.end, unit.audio_hash, group)
+            prepared = _perturb(sub, resampled, conditions, seed)
+            held = sum(len(y) for conds in prepared.signals.values() for ck, y in conds.items()
+                       if conditions[ck] is not None and not isinstance(y, Exception))
+            HELD.add(held)
+            try:
+                part = infer_unit(prepared, models, seed, timeout, hung)
+            finally:
+                del prepared
+                HELD.remove(held)
+            out.decoded = out.decoded or part.decoded
+            out.perturb_seconds += part.perturb_seconds
+            out.rows.update(part.rows)
+            out.errors.extend(part.errors)
+            out.hung.update(part.hung)
+            for name, secs in part.model_seconds.items():
+                out.model_seconds[name] = out.model_seconds.get(name, 0.0) + secs
+            for name, secs in part.audio_seconds.items():
+                out.audio_seconds[name] = out.audio_seconds.get(name, 0.0) + secs
+    finally:
+        HELD.remove(decoded)
+    return out
+
+
+def condition_groups(unit: Unit, lengths: dict[int, int]
+                     ) -> list[dict[int, dict[str, list[str]]]]:
+    """``unit.needs`` split, in order, into groups whose signals (``lengths``: rate -> the
+    decoded signal's samples) hold at most :data:`UNIT_SAMPLES` samples; a condition longer
+    than that alone is a group of its own.
+
+    >>> u = Unit("a", "a.wav", None, None, "h", {16000: {"c1": ["m"], "c2": ["m"]}})
+    >>> len(condition_groups(u, {16000: 1000})), len(condition_groups(u, {16000: UNIT_SAMPLES}))
+    (1, 2)
+    """
+    groups: list[dict[int, dict[str, list[str]]]] = []
+    current: dict[int, dict[str, list[str]]] = {}
+    size = 0
+    for sr, conds in unit.needs.items():
+        for ck, names in conds.items():
+            n = lengths[sr]
+            if current and size + n > UNIT_SAMPLES:
+                groups.append(current)
+                current, size = {}, 0
+            current.setdefault(sr, {})[ck] = names
+            size += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def predict_bounded(model: Model, signals: list[np.ndarray],
+                    rngs: list[np.random.Generator] | None = None) -> np.ndarray:
+    """``model.predict(signals, rngs)`` in calls of at most :data:`CALL_SAMPLES` samples.
+
+    Signals that fit in one call go in one call (the model batches them as always);
+    otherwise the equal-length signals are batched as :meth:`Model.predict` does (at most
+    ``max_batch`` each), with fewer per batch where ``max_batch`` long signals would exceed
+    the cap, and each batch is a call of its own.
+    """
+    if sum(len(s) for s in signals) <= CALL_SAMPLES:
+        return model.predict(signals, rngs)
+    out = np.empty((len(signals), len(model.outputs)), dtype=np.float64)
+    groups: dict[int, list[int]] = {}
+    for i, s in enumerate(signals):
+        groups.setdefault(len(s), []).append(i)
+    for length, group in groups.items():
+        step = max(1, min(int(model.max_batch) if model.batchable else 1,
+                          CALL_SAMPLES // max(1, length)))
+        for k in range(0, len(group), step):
+            idx = group[k:k + step]
+            out[idx] = model.predict([signals[i] for i in idx],
+                                     [rngs[i] for i in idx] if rngs else None)
+    return out
+
+
 def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: list[str],
                  signals: dict[str, Any], seed: int, timeout: float | None) -> None:
     sigs = [signals[ck] for ck in cks]
@@ -175,7 +355,7 @@ def _infer_model(out: UnitOutcome, unit: Unit, name: str, model: Model, cks: lis
     failed: dict[int, str] = {}
     interrupts = _SIGINTS[0]
     try:
-        rows = call_with_timeout(lambda: model.predict(sigs, rngs), timeout)
+        rows = call_with_timeout(lambda: predict_bounded(model, sigs, rngs), timeout)
     except ModelTimeout as exc:
         rows = np.full((len(sigs), len(model.outputs)), np.nan)
         failed = {j: str(exc) for j in range(len(sigs))}

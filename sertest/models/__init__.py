@@ -129,7 +129,8 @@ def load_model(spec: str | Model, **options: Any) -> Model:
 
     Options (all optional): ``name``, ``labels`` (output labels, list or comma string),
     ``sampling_rate`` (Hz), ``seed`` (random baselines), ``classes``, ``allow_download``
-    (hub ids missing from the local Hugging Face cache; default ``SERTEST_ALLOW_DOWNLOAD``).
+    (hub ids missing from the local Hugging Face cache; default ``SERTEST_ALLOW_DOWNLOAD``),
+    ``device`` (``cpu``, ``auto``, ``cuda[:N]``; :mod:`sertest.models.device`).
     """
     if isinstance(spec, Model):
         return spec
@@ -150,7 +151,13 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     options = {k: v for k, v in options.items() if v is not None}
     if name:
         options["name"] = name
+    device = options.pop("device", None)
     model = getattr(module, func_name)(target, **options)
+    if device is not None:   # cpu, auto, cuda[:N]: see sertest.models.device
+        from .device import place
+
+        place(model, device)
+        options["device"] = device
     # remembered so a subprocess (efficiency profile) can load the same model again
     model.spec = spec
     model.spec_options = {k: v for k, v in options.items() if isinstance(v, (str, int, float))}

@@ -94,6 +94,11 @@ class Model:
     #: ``True`` if :meth:`predict` may run in several threads at once (stateless numpy code,
     #: ONNX Runtime sessions).  Otherwise the engine serialises the model's calls.
     concurrent: bool = False
+    #: where the model computes: ``cpu``, or ``cuda:N`` after :meth:`to_device`
+    device: str = "cpu"
+    #: ``True`` if :meth:`predict_padded` may stack signals of different lengths (padding
+    #: masked by an attention mask, outputs as one at a time within float32 rounding)
+    pads_with_mask: bool = False
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -188,6 +193,19 @@ class Model:
 
     def close(self) -> None:
         """Release sessions and threads."""
+
+    def to_device(self, device: str) -> None:
+        """Compute on ``device`` (a ``--device`` value, see :mod:`sertest.models.device`).
+        Adapters that can use a GPU override it; this one keeps the model on the CPU for
+        ``cpu`` and ``auto`` and refuses ``cuda``."""
+        from .device import cpu_only
+
+        self.device = cpu_only(device, f"--model {self.name}", self.info().format)
+
+    def predict_padded(self, signals: list[np.ndarray]) -> np.ndarray:
+        """Predict signals of different lengths in one call, padding masked (only where
+        :attr:`pads_with_mask`).  Returns float64 ``(len(signals), len(outputs))``."""
+        raise NotImplementedError(f"model {self.name!r} cannot mask padding")
 
 
 def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -45,9 +45,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from .arch.teacher import HEAD_FILE  # noqa: E402
+from .torch_adapter import TorchThreads  # noqa: E402
 
 
-class HFModel(Model):
+class HFModel(TorchThreads, Model):
     """A teacher-family model loaded from a local folder."""
 
     def __init__(self, folder: str, *, name: str | None = None, threads: int | None = None,
@@ -86,7 +87,8 @@ class HFModel(Model):
                 f"{list(DIMENSIONS)} nor emotion categories {list(CATEGORIES)}")
 
     def predict_batch(self, signals: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+        self._call_threads()
+        x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32)).to(self.device)
         try:
             with torch.inference_mode():
                 dims, logits = self.model(x)
@@ -94,11 +96,17 @@ class HFModel(Model):
             raise ModelError(f"model {self.name!r} failed on a batch of shape "
                              f"{tuple(signals.shape)}: {type(exc).__name__}: {exc}") from exc
         if self._reg_is_classes:
-            return torch.softmax(dims, dim=1).double().numpy()
+            return torch.softmax(dims, dim=1).double().cpu().numpy()
         cols = [dims[:, self._reg_index].double()]
         if self.classes and logits is not None:
             cols.append(torch.softmax(logits, dim=1).double())
-        return torch.cat(cols, dim=1).numpy()
+        return torch.cat(cols, dim=1).cpu().numpy()
+
+    def to_device(self, device: str) -> None:
+        """Move the module to ``device`` (see :mod:`sertest.models.device`)."""
+        from .device import move_module
+
+        self.device = move_module(self.model, device, f"--model {self.name}")
 
     def fingerprint(self) -> str:
         if not hasattr(self, "_fingerprint"):

@@ -107,7 +107,7 @@ class OnnxModel(Model):
             opts.inter_op_num_threads = 1
         try:
             session = ort.InferenceSession(self.path, sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
+                                           providers=self._providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
             raise ModelError(f"cannot load ONNX model {self.path}: {exc}") from exc
         self._session_threads = int(threads) if threads else None
@@ -122,11 +122,44 @@ class OnnxModel(Model):
 
     def __getstate__(self):
         # sessions cannot be pickled: ship the arguments, re-open on the other side
-        return {"init_args": self._init_args, "labels": self.labels}
+        return {"init_args": self._init_args, "labels": self.labels, "device": self.device}
 
     def __setstate__(self, state):
         args = dict(state["init_args"], labels=state["labels"])
         self.__init__(**args)
+        if state.get("device", "cpu") != "cpu":
+            self.to_device(state["device"])
+
+    #: onnxruntime execution providers of the session (see :meth:`to_device`)
+    _providers: list = ["CPUExecutionProvider"]
+
+    def to_device(self, device: str) -> None:
+        """Re-open the session on ``device``: onnxruntime's CUDA execution provider for
+        ``cuda:N`` (see :func:`sertest.models.device.onnx_providers`).
+
+        Raises:
+            UsageError: the CUDA provider is missing, or could not be started (onnxruntime
+                then falls back to the CPU silently; sertest does not).
+        """
+        from .device import onnx_providers, parse_device
+
+        where = f"--model {self.name}"
+        placed, providers = onnx_providers(device, where)
+        if placed == self.device:
+            return
+        self._providers = providers
+        self.session = self._open_session(self._session_threads)
+        if placed != "cpu" and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            self._providers = ["CPUExecutionProvider"]
+            self.session = self._open_session(self._session_threads)
+            why = (f"onnxruntime could not start its CUDA execution provider (session "
+                   f"providers: {self.session.get_providers()}; check the CUDA and cuDNN "
+                   "libraries onnxruntime-gpu needs)")
+            if parse_device(device) != "auto":
+                raise UsageError(f"{where}: --device {device}: {why}; or use --device cpu")
+            logging.getLogger("sertest").warning("%s: --device auto: %s; on the CPU", where, why)
+            placed = "cpu"
+        self.device = placed
 
     def _plan_outputs(self) -> None:
         dims: list[tuple[str, int, str]] = []

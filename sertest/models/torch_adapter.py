@@ -14,8 +14,10 @@ a ``labels.json`` extra file in a TorchScript archive; the keys of a dict output
 
 State dicts are read with ``torch.load(..., weights_only=True)`` (no pickled code).  The
 factory's code is imported only because the user named it explicitly in the spec.
-Inference runs in eval mode under ``torch.inference_mode()``; the ``threads`` option sets
-``torch.set_num_threads``.
+Inference runs in eval mode under ``torch.inference_mode()``.  Threads
+(:class:`TorchThreads`): torch models are :attr:`~sertest.models.base.Model.concurrent`, so
+the engine runs one intra-op thread per call and several calls at once, as for ONNX
+sessions; the ``threads`` option fixes the threads of every call instead.
 """
 
 from __future__ import annotations
@@ -72,7 +74,35 @@ def _labels_attribute(module: Any) -> list[str] | None:
     return None
 
 
-class TorchModel(Model):
+class TorchThreads:
+    """Mixin of the torch adapters: calls run concurrently, each on a fixed number of threads.
+
+    A module in eval mode under ``torch.inference_mode()`` keeps no state between calls, so
+    :meth:`~sertest.models.base.Model.predict` may run in several threads at once
+    (``concurrent``).  The engine asks for one intra-op thread per call
+    (:meth:`use_threads`) and runs one call per worker thread: the cores are used without
+    oversubscribing them, and the outputs never depend on ``--jobs`` or the core count
+    (torch's reductions differ in the last bit between thread counts).  torch's intra-op
+    setting belongs to each calling thread, so every call first sets its own thread's
+    (:meth:`_call_threads`).  A ``threads`` option given at loading wins over the engine's.
+    """
+
+    concurrent = True
+    _threads: int | None = None
+    _engine_threads: int | None = None
+
+    def use_threads(self, threads: int) -> None:
+        if not self._threads:
+            self._engine_threads = max(1, int(threads))
+
+    def _call_threads(self) -> None:
+        """Set the calling thread's intra-op threads to this model's (a no-op if unset)."""
+        n = self._threads or self._engine_threads
+        if n and torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+class TorchModel(TorchThreads, Model):
     """An ``nn.Module`` or ``torch.jit.ScriptModule`` behind the :class:`Model` protocol."""
 
     def __init__(self, module: Any, *, name: str, labels: list[str] | None,
@@ -110,7 +140,8 @@ class TorchModel(Model):
         return labels
 
     def predict_batch(self, signals: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+        self._call_threads()
+        x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32)).to(self.device)
         try:
             with torch.inference_mode():
                 out = self.module(x)
@@ -120,11 +151,17 @@ class TorchModel(Model):
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"model {self.name!r} failed on a batch of shape "
                              f"{tuple(signals.shape)}: {type(exc).__name__}: {exc}") from exc
-        table = table.detach().to(torch.float64).numpy()
+        table = table.detach().to("cpu", torch.float64).numpy()
         if table.shape[1] != len(self.labels):
             raise ModelError(f"model {self.name!r}: output has {table.shape[1]} columns but "
                              f"{len(self.labels)} labels {self.labels}")
         return table[:, self._indices]
+
+    def to_device(self, device: str) -> None:
+        """Move the module to ``device`` (see :mod:`sertest.models.device`)."""
+        from .device import move_module
+
+        self.device = move_module(self.module, device, f"--model {self.name}")
 
     def fingerprint(self) -> str:
         if not hasattr(self, "_fingerprint"):
