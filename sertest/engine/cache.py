@@ -221,12 +221,7 @@ class PredictionCache:
         hint = f"; {_CLEAR_HINT}" if corrupt else ""
         self._warn(f"{cause}: the audit goes on without it{hint}")
         self.writable = False
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        self._drop_connection()
 
     # -- access --------------------------------------------------------------------
     def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
@@ -305,12 +300,16 @@ class PredictionCache:
 
     def close(self) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    conn.close()
-                except sqlite3.Error:
-                    pass
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        """Close the database connection, if any (errors on closing are of no use now)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
 
 
 def _cause(exc: BaseException) -> str:
