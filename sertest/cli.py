@@ -277,7 +277,13 @@ def _cache(args) -> int:
         print(f"{path}: {n} predictions, {size / 1e6:.1f} MB")
         return 0
     for f in files:
-        os.remove(f)
+        try:
+            os.remove(f)
+        except OSError as exc:  # a read-only folder, a file of another user: say so
+            from .errors import UsageError
+
+            raise UsageError(f"cannot clear the cache {f}: {exc.strerror or exc}; remove it "
+                             "yourself or point --cache at a folder you may write") from exc
     print(f"{path}: " + ("cleared" if files else "no cache to clear"))
     return 0
 

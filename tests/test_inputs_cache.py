@@ -506,3 +506,14 @@ def test_composite_perturbation_key_covers_the_parts_it_uses(monkeypatch):
     assert LowQualityPhone.code_version() != v1
     assert from_spec("low_quality_phone").cache_version != v1
     assert from_spec("gain").cache_version == "1"  # plain perturbations keep their keys
+
+
+def test_cache_clear_that_cannot_remove_says_why_and_exits_2(tmp_path, capsys):
+    """A cache file that cannot be removed (here: a folder in its place, which no
+    permission trick is needed for) is a usage error naming the file, not a traceback."""
+    from sertest.cli import main
+
+    (tmp_path / "predictions.sqlite").mkdir()
+    assert main(["cache", "clear", "--cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot clear the cache" in err and "predictions.sqlite" in err
