@@ -14,8 +14,8 @@ Schema ``sertest/results@1`` (documented in docs/results-schema.md):
 
 Wall-clock figures never enter results.json (they go to ``timings.json``), so the same
 seed gives a byte-identical document.  A :class:`Results` holds finite numbers only and
-paths relative to the data root or the model's folder (:mod:`sertest.report.published`),
-and writes its folder at once (:mod:`sertest.report.publish`).
+paths relative to the data root or the model's folder (:mod:`sertest.published`).  It is
+data: the report layer writes its folder (:func:`sertest.report.write_results`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any, Iterable
 
 from .checks.verdict import (ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, competence_table,
                              score)
-from .errors import DataError, OutputError
-from .report.published import make_finite, make_relative
+from .errors import DataError
+from .published import make_finite, make_relative
+from .vocabulary import TOPICS
 
 SCHEMA = "sertest/results@2"
 #: older schemas that can still be read (rendered, compared)
@@ -38,7 +39,6 @@ _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 #: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
 _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
 _SPACE = __import__("re").compile(r"\s+")
-TOPICS = ("correctness", "fairness", "robustness")
 log = logging.getLogger("sertest")
 #: the command line of this process, as the front end ran it (set by sertest.cli); kept in
 #: timings.json (it names output folders, so it never enters the byte-identical results.json)
@@ -123,7 +123,7 @@ class Results:
         if missing:
             raise ValueError(f"not a complete sertest results document (no {missing[0]!r} list)")
         # what is published holds finite numbers only and no absolute paths of this machine;
-        # the roots the paths are relative to stay in timings.json (see report/published.py)
+        # the roots the paths are relative to stay in timings.json (see sertest/published.py)
         make_finite(doc)
         self.doc = doc
         self.timings = dict(timings or {})
@@ -134,7 +134,8 @@ class Results:
         if roots:
             self.timings["paths"] = roots
         self.path = path
-        #: renderers that raised while writing: [(name, "Type: message", traceback text)]
+        #: renderers that raised when the folder was last written
+        #: (:func:`sertest.report.write_results`): [(name, "Type: message", traceback)]
         self.render_failures: list[tuple[str, str, str]] = []
         #: bootstrap replicates per cell ("model|test|dimension|metric|group" -> array),
         #: written to replicates.npz; every model saw the same resamples, so differences of
@@ -199,39 +200,6 @@ class Results:
     def data_root(self) -> str | None:
         """The absolute folder the document's data paths are relative to, where known."""
         return (self.timings.get("paths") or {}).get("data_root")
-
-    def write(self, out: str, renderers: Iterable[str] = ("html", "junit", "markdown")) -> None:
-        """Write results.json, timings.json, replicates.npz and the requested renderings into
-        ``out``, all at once (:mod:`sertest.report.publish`: a reader never sees files of two
-        runs side by side).  A renderer that raises costs only its own file: the others and
-        results.json are written and the failure is kept in :attr:`render_failures`."""
-        from .report import render_all
-        from .report.publish import OutputFolder
-
-        text = self.to_json()  # fails before anything is touched, if it fails
-        self.render_failures = []
-        try:
-            with OutputFolder(out) as folder:
-                _write_synced(folder.path("results.json"), text)
-                if self.timings:
-                    _write_synced(folder.path("timings.json"),
-                                  json.dumps(self.timings, indent=1, sort_keys=True,
-                                             allow_nan=False) + "\n")
-                if self.replicates:
-                    _write_replicates(folder.path(REPLICATES), self.replicates)
-                render_all(self, folder.staging, renderers, failures=self.render_failures,
-                           atomic=False)
-                folder.commit()
-        except OSError as exc:  # disk full, read-only, a file where the folder should be
-            kept = _rescue(text)
-            raise OutputError(f"--out {out}: cannot write the results ({exc.strerror or exc}"
-                              f"{': ' + str(exc.filename) if exc.filename else ''}); "
-                              + (f"results.json kept as {kept}; " if kept else "")
-                              + "free disk space or choose another folder") from exc
-        self.path = os.path.join(os.path.abspath(out), "results.json")
-        for name, message, _ in self.render_failures:
-            log.error("the %s report could not be written (%s); results.json and the other "
-                      "reports were", name, message, extra={"render_failure": True})
 
     @classmethod
     def load(cls, path: str) -> "Results":
@@ -305,7 +273,7 @@ class TestView:
 REPLICATES = "replicates.npz"
 
 
-def _write_replicates(path: str, replicates: dict[str, Any]) -> None:
+def write_replicates(path: str, replicates: dict[str, Any]) -> None:
     """Replicates as float32 arrays in one compressed .npz (keys listed in ``__keys__``);
     ``path`` is inside a staging folder, published with the rest."""
     import numpy as np
@@ -325,29 +293,3 @@ def read_replicates(path: str) -> dict[str, Any]:
     with np.load(path, allow_pickle=False) as data:
         keys = [str(k) for k in data["__keys__"]]
         return {k: data[f"r{i}"].astype(np.float64) for i, k in enumerate(keys)}
-
-
-def _rescue(text: str) -> str | None:
-    """Keep a results document that ``out`` could not take in the error log folder
-    (:func:`sertest.errors.error_log_dir`); its path, or None."""
-    import time
-
-    from .errors import error_log_dir
-
-    try:
-        folder = error_log_dir()
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, time.strftime("results-%Y%m%d-%H%M%S") + f"-{os.getpid()}.json")
-        _write_synced(path, text)
-        return path
-    except OSError:
-        return None
-
-
-def _write_synced(path: str, text: str) -> None:
-    """Write ``text`` and flush it to disk (results.json survives a power cut once
-    published)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())

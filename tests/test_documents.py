@@ -24,7 +24,7 @@ import soundfile as sf
 from sertest import audit
 from sertest.cli import main
 from sertest.errors import UsageError
-from sertest.report import markdown
+from sertest.report import markdown, write_results
 from sertest.report.publish import OutputFolder, clean_stale
 from sertest.results import Results
 from sertest.suite import load_suite
@@ -91,7 +91,7 @@ def test_non_finite_values_become_null_with_a_reason_and_json_stays_strict(audit
     assert any(at.endswith("plots.scatter.truth[1]") and was == "inf" for at, was in places.items())
     assert r.timings["wall_seconds"] is None
     # and the whole folder is written, reports included
-    r.write(str(tmp_path / "out"))
+    write_results(r, str(tmp_path / "out"))
     assert not r.render_failures
     assert json.loads((tmp_path / "out" / "results.json").read_text())["non_finite"]["count"] == 5
     assert sorted(os.listdir(tmp_path / "out")) == ["junit.xml", "report.html", "results.json",
@@ -213,11 +213,11 @@ def test_a_rerun_replaces_the_whole_folder_and_leaves_nothing_behind(audited, tm
     _, res, _ = audited
     out = tmp_path / "out"
     first = _copy(res)
-    first.write(str(out))
+    write_results(first, str(out))
     assert "report.html" in os.listdir(out)
     second = _copy(res)
     second.doc["seed"] = 7
-    second.write(str(out), renderers=("markdown",))
+    write_results(second, str(out), renderers=("markdown",))
     # the first run's report.html and junit.xml are gone with it: no two runs side by side
     assert sorted(os.listdir(out)) == ["results.json", "summary.md", "timings.json"]
     assert json.loads((out / "results.json").read_text())["seed"] == 7
@@ -233,15 +233,15 @@ def test_a_folder_with_the_users_files_keeps_them(audited, tmp_path, monkeypatch
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    _copy(res).write(str(out))
+    write_results(_copy(res), str(out))
     second = _copy(res)
     second.doc["seed"] = 9
-    second.write(str(out), renderers=("junit",))
+    write_results(second, str(out), renderers=("junit",))
     assert sorted(os.listdir(out)) == ["junit.xml", "notes.txt", "results.json", "timings.json"]
     assert (out / "notes.txt").read_text() == "keep me"
     # --out . (the working folder) is never swapped away either
     monkeypatch.chdir(out)
-    _copy(res).write(".", renderers=("markdown",))
+    write_results(_copy(res), ".", renderers=("markdown",))
     assert sorted(os.listdir(out)) == ["notes.txt", "results.json", "summary.md", "timings.json"]
     assert _leftovers(out) == [] and _leftovers(tmp_path) == []
 
@@ -249,19 +249,19 @@ def test_a_folder_with_the_users_files_keeps_them(audited, tmp_path, monkeypatch
 def test_a_run_killed_while_writing_reports_leaves_the_previous_run_intact(audited, tmp_path):
     _, res, _ = audited
     out = tmp_path / "out"
-    _copy(res).write(str(out))
+    write_results(_copy(res), str(out))
     before = {n: (out / n).read_bytes() for n in os.listdir(out)}
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {REPO!r})
         from sertest.results import Results
-        from sertest.report import markdown
+        from sertest.report import markdown, write_results
         def killed(results):
             os.kill(os.getpid(), signal.SIGKILL)   # killed while writing the reports
         markdown.render = killed
         res = Results.load({str(out)!r})
         res.doc["seed"] = 99
-        res.write({str(out)!r})
+        write_results(res, {str(out)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
@@ -272,7 +272,7 @@ def test_a_run_killed_while_writing_reports_leaves_the_previous_run_intact(audit
     assert os.listdir(tmp_path / stale[0])  # the killed run had written results.json there
     # a legacy NAME.tmpPID file of a dead process inside the folder, too
     (out / "report.html.tmp999999").write_text("half")
-    _copy(res).write(str(out), renderers=("markdown",))  # the next run cleans up
+    write_results(_copy(res), str(out), renderers=("markdown",))  # the next run cleans up
     assert _leftovers(tmp_path) == [] and _leftovers(out) == []
 
 
@@ -325,7 +325,7 @@ def test_two_concurrent_runs_into_one_folder_never_mix(audited, tmp_path):
     def writer(seed):
         try:
             for _ in range(6):
-                docs[seed].write(str(out), renderers=("markdown", "junit"))
+                write_results(docs[seed], str(out), renderers=("markdown", "junit"))
         except Exception as exc:  # noqa: BLE001 - a thread's failure must fail the test
             errors.append(exc)
 
@@ -459,7 +459,7 @@ def test_an_output_folder_that_cannot_be_written_keeps_results_json_elsewhere(au
     (tmp_path / "a-file").write_text("not a folder")
     r = _copy(res)
     with pytest.raises(OutputError) as info:
-        r.write(str(tmp_path / "a-file" / "out"))
+        write_results(r, str(tmp_path / "a-file" / "out"))
     kept = re.search(r"results.json kept as (\S+\.json)", str(info.value)).group(1)
     assert os.path.dirname(kept) == str(tmp_path / "logs")
     assert json.loads(open(kept).read()) == json.loads(r.to_json())

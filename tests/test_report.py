@@ -32,6 +32,7 @@ from sertest.engine import audit
 from sertest.report import compare as compare_mod
 from sertest.report import html as html_mod
 from sertest.report import junit as junit_mod
+from sertest.report import write_results
 from sertest.report.plots import worst_rows
 from sertest.results import Results, summarise
 from tests.helpers import make_onnx_model
@@ -181,7 +182,7 @@ def run_audit(manifest: str, out: str, onnx: str, extra: str = "", name: str = "
         doc["tests"] += synthetic_entries(doc, name, "random-gaussian", extra)
         del doc["_ids"]
         doc["summary"] = summarise(doc)
-    res.write(out, renderers=("html", "junit", "markdown"))
+    write_results(res, out, renderers=("html", "junit", "markdown"))
     return res
 
 

@@ -19,7 +19,8 @@ import pytest
 import soundfile as sf
 
 from sertest import audit
-from sertest.checks.search import AXES, RobustnessSearch, calls_per_item, search_breakdowns
+from sertest.checks.search import (AXES, RobustnessSearch, calls_per_item, search_breakdowns,
+                                    search_pairs)
 from sertest.data import load_dataset
 from sertest.engine.audit import on_demand
 from sertest.engine.cache import PredictionCache
@@ -157,3 +158,102 @@ def test_cli_search_writes_results_and_prints_the_median(data, tmp_path, capsys)
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     (t,) = [t for t in doc["tests"] if t["test"] == "robustness_search"]
     assert t["measurements"][0]["extra"]["model_calls"] <= 60
+
+
+# -- two axes: SNR and Opus bit rate ------------------------------------------------------------
+# The planted model breaks only when BOTH the tone's SNR is below the item's planted value
+# (0..20 dB, as above) AND the Opus link has gone narrowband (no power above 4.5 kHz: libopus
+# switches at a bit rate between 9.5 and 8.1 kbit/s on this grid).  The SNR is estimated from
+# the tone's power against the noise density in 1-3.5 kHz (below the narrowband cut), which
+# Opus at 8-9 kbit/s biases by up to ~3 dB: hence the looser SNR tolerance.  The search must
+# return, per item, a pair that moved from which neither axis can be eased by one grid step
+# without the prediction holding (the stated grid tolerance), within the stated cost.
+PAIR_SNR_TOLERANCE_DB = 3.5
+
+
+def planted_pair(signals, sampling_rate):
+    x = signals.astype(np.float64)
+    spec = np.abs(np.fft.rfft(x, axis=1)) ** 2
+    f = np.fft.rfftfreq(x.shape[1], 1 / sampling_rate)
+    low = spec[:, (f > 1000) & (f < 3500)].mean(axis=1)
+    high = spec[:, (f > 4500) & (f < 7500)].mean(axis=1)
+    k = np.argmax(spec[:, f < 1000], axis=1)
+    tone = np.array([spec[r, max(j - 3, 0):j + 4].sum() for r, j in enumerate(k)])
+    snr = 10 * np.log10(tone / np.maximum(low * spec.shape[1], 1e-30))
+    narrowband = 10 * np.log10(high / np.maximum(low, 1e-30)) < -15
+    freq = k * sampling_rate / x.shape[1]
+    return {"arousal": np.where((snr < _planted_snr(freq)) & narrowband, 0.2, 0.8)}
+
+
+def test_pair_search_finds_a_breaking_pair_on_the_planted_corner(data):
+    from sertest.checks.search import pair_calls_per_item, pair_perturbation, predict_conditions
+
+    ds = load_dataset(str(data))
+    model = CallableModel(planted_pair, "test:planted-pair", name="pair", labels=["arousal"])
+    predictor = on_demand(ds, seed=0)
+    res = search_pairs(model, ds, ("snr", "bitrate"), target="arousal", seed=0,
+                       predictor=predictor)
+    snr, rate = AXES["snr"], AXES["bitrate"]
+    per_item = pair_calls_per_item(snr, rate) + 1
+    assert per_item == 37 and res.calls <= N * per_item and not res.errors
+    assert len(res.items) == N and all(not b.censored for b in res.items)
+    eased = {}
+    for b, i in zip(res.items, range(N)):
+        a, r = b.levels
+        assert b.broken_value == 0.2 and b.clean_value == 0.8
+        assert abs(a - _planted_snr(_freq(i))) <= PAIR_SNR_TOLERANCE_DB, (b, i)
+        assert 8100 <= r <= 9500  # libopus' narrowband switch on this grid
+        ia, ir = b.index
+        if ia > 0:
+            eased[(b.item_id, "snr")] = pair_perturbation(snr, rate, snr.grid[ia - 1], r)
+        if ir > 0:
+            eased[(b.item_id, "bitrate")] = pair_perturbation(snr, rate, a, rate.grid[ir - 1])
+    # one grid step milder on either axis: the prediction holds (checked with fresh calls)
+    for (item, which), p in eased.items():
+        got = predict_conditions(model, "arousal", predictor, type(res)(res.axes, "arousal", 0.05),
+                                 {item: p})
+        assert got[item] == 0.8, (item, which, p.spec())
+    # deterministic for a seed
+    again = search_pairs(model, ds, ("snr", "bitrate"), target="arousal", seed=0,
+                         predictor=on_demand(ds, seed=0), ids=["i03", "i07"])
+    assert [(b.item_id, b.index) for b in again.items] == \
+        [(b.item_id, b.index) for b in res.items if b.item_id in ("i03", "i07")]
+
+
+def test_pair_search_reports_nothing_broken_for_a_model_that_never_moves(data, tmp_path):
+    flat = CallableModel(lambda s, r: {"arousal": np.full(len(s), 0.5)}, "test:flat",
+                         name="flat", labels=["arousal"])
+    suite = {"name": "s", "bootstrap": {"n_boot": 50}, "targets": ["arousal"],
+             "tests": [{"test": "robustness_search",
+                        "params": {"axes": ["snr", "bitrate"], "max_items": 4,
+                                   "budget": 200}}]}
+    res = audit([flat], str(data), suite, cache=False, baselines=False, jobs=1,
+                out=str(tmp_path / "out"))
+    (entry,) = res.select("robustness_search", "flat", "arousal")
+    cells = {m["metric"]: m for m in entry["measurements"]}
+    assert cells["broken_share"]["value"] == 0.0
+    med = cells["median_pair_severity"]
+    assert med["extra"]["censored"] == "never" and med["threshold"]["text"] == "> 0.5"
+    # clean + the most severe corner only, per item
+    assert med["extra"]["model_calls"] == 4 * 2
+    assert entry["plots"]["worst"] == [] and entry["plots"]["kind"] == "search_pair"
+
+
+def test_pair_search_options_are_named():
+    with pytest.raises(UsageError, match="axes=\\['snr', 'snr'\\]"):
+        RobustnessSearch({"axes": ["snr", "snr"]})
+    with pytest.raises(UsageError, match="axes=\\['snr', 'tilt'\\]"):
+        RobustnessSearch({"axes": ["snr", "tilt"]})
+    with pytest.raises(UsageError, match="budget=20"):
+        RobustnessSearch({"axes": ["snr", "bitrate"], "budget": 20})
+
+
+def test_chain_cache_version_covers_its_parts():
+    from sertest.perturb import from_spec
+
+    p = from_spec({"name": "chain", "steps": [{"name": "white_noise", "snr_db": 10},
+                                              {"name": "opus", "bitrate": 9500}]})
+    opus = from_spec({"name": "opus"})
+    assert p.stochastic and f"opus={opus.cache_version}" in p.cache_version
+    with pytest.raises(UsageError, match="steps\\[1\\]"):
+        from_spec({"name": "chain", "steps": [{"name": "gain"}, {"name": "opus", "bitrate": 1}]})

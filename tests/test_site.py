@@ -19,6 +19,7 @@ from sertest.cli import main
 from sertest.errors import UsageError
 from sertest.report import compare as compare_mod
 from sertest.report import site as site_mod
+from sertest.report import write_results
 from sertest.results import Results
 from tests.helpers import make_onnx_model
 from tests.test_report import Browser, _severe, needs_browser, run_audit, write_manifest
@@ -56,7 +57,7 @@ def _rename(folder: str, old: str, new: str) -> None:
                                 for k, v in doc["summary"]["models"].items()}
     reps = {(new + k[len(old):] if k.startswith(old + "|") else k): v
             for k, v in res.replicates.items()}
-    Results(doc, res.timings, replicates=reps).write(folder)
+    write_results(Results(doc, res.timings, replicates=reps), folder)
 
 
 class _Links(HTMLParser):

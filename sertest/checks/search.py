@@ -136,6 +136,41 @@ def _moved(target: str, clean: Any, other: Any, tolerance: float) -> bool:
     return abs(float(other) - float(clean)) >= tolerance
 
 
+def predict_conditions(model, target: str, predictor, res,
+                       conditions: dict[str, Perturbation | None]) -> dict[str, Any]:
+    """One engine call: each item under its own condition (``None`` = clean audio).
+
+    Returns item -> prediction of ``target`` (the arg-max class for emotion); items whose
+    prediction failed are missing, their errors appended to ``res.errors`` and every
+    requested prediction counted in ``res.calls``."""
+    from ..vocabulary import CLEAN
+
+    by_key: dict[str, Perturbation | None] = {}
+    needed: dict[str, set[str]] = {}
+    for item, p in conditions.items():
+        key = CLEAN if p is None else p.key
+        by_key[key] = p
+        needed.setdefault(key, set()).add(item)
+    name = model.name
+    store, errs = predictor({name: model}, by_key, needed)
+    res.calls += sum(len(v) for v in needed.values())
+    for e in errs:
+        res.errors.append(f"{e.item_id}: {e.stage}: {e.error}")
+    out: dict[str, Any] = {}
+    for key, p in by_key.items():
+        frame = store.frame(name, p, sorted(needed[key]))
+        if frame.empty:
+            continue
+        if target == EMOTION:
+            classes = list(model.classes)
+            labels = np.asarray(classes, dtype=object)[np.argmax(
+                frame[classes].to_numpy(), axis=1)]
+            out.update(zip(frame.index, labels))
+        else:
+            out.update(zip(frame.index, frame[target].to_numpy(float)))
+    return out
+
+
 def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, predictor,
                       tolerance: float = 0.05, ids: list[str] | None = None, seed: int = 0,
                       budget: int | None = None, clean: pd.Series | None = None
@@ -156,7 +191,6 @@ def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, predicto
         clean: the clean predictions of ``target`` if already known (saves their calls).
     """
     from ..seeding import derive_rng
-    from ..vocabulary import CLEAN
 
     axis = AXES[axis] if isinstance(axis, str) else axis
     ids = sorted(dataset.ids if ids is None else ids)
@@ -172,34 +206,11 @@ def search_breakdowns(model, dataset, axis: Axis | str, *, target: str, predicto
             pick = derive_rng(seed, "search-items", axis.name, most).choice(
                 len(ids), size=most, replace=False)
             ids = [ids[i] for i in sorted(pick)]
-    name = model.name
-
     def predict(levels: dict[str, float | None]) -> dict[str, Any]:
         """One engine call: each item at its own setting (``None`` = clean)."""
-        conditions: dict[str, Perturbation | None] = {}
-        needed: dict[str, set[str]] = {}
-        for item, level in levels.items():
-            p = None if level is None else axis.perturbation(level)
-            key = CLEAN if p is None else p.key
-            conditions[key] = p
-            needed.setdefault(key, set()).add(item)
-        store, errs = predictor({name: model}, conditions, needed)
-        res.calls += sum(len(v) for v in needed.values())
-        for e in errs:
-            res.errors.append(f"{e.item_id}: {e.stage}: {e.error}")
-        out = {}
-        for key, p in conditions.items():
-            frame = store.frame(name, p, sorted(needed[key]))
-            if frame.empty:
-                continue
-            if target == EMOTION:
-                classes = list(model.classes)
-                labels = np.asarray(classes, dtype=object)[np.argmax(
-                    frame[classes].to_numpy(), axis=1)]
-                out.update(zip(frame.index, labels))
-            else:
-                out.update(zip(frame.index, frame[target].to_numpy(float)))
-        return out
+        return predict_conditions(model, target, predictor, res, {
+            i: None if level is None else axis.perturbation(level)
+            for i, level in levels.items()})
 
     if clean is not None:
         base = {i: clean.loc[i] for i in ids if i in clean.index}
@@ -292,9 +303,10 @@ class RobustnessSearch(Check):
                    "semitones, gain) that moves the prediction; median breakdown")
     kinds = ("regression", "classification")
     requires_truth = False
-    metrics = {"median_breakdown": "< 10", "q10_breakdown": None, "broken_share": None}
-    defaults = {"axis": "snr", "tolerance": 0.05, "max_items": 40, "budget": 600,
-                "n_worst": 5}
+    metrics = {"median_breakdown": "< 10", "q10_breakdown": None, "broken_share": None,
+               "median_pair_severity": None}
+    defaults = {"axis": "snr", "axes": None, "probes": 2, "tolerance": 0.05, "max_items": 40,
+                "budget": 600, "n_worst": 5}
 
     def __init__(self, params=None, thresholds=None, name=None) -> None:
         thresholds = dict(thresholds or {})
@@ -303,24 +315,42 @@ class RobustnessSearch(Check):
             raise UsageError(f"test {name or self.id!r}: parameter axis={axis!r}: choose from "
                              f"{', '.join(AXES)}")
         thresholds.setdefault("median_breakdown", AXES[axis].threshold)
+        pair = (params or {}).get("axes")
+        if pair is not None:
+            if (not isinstance(pair, (list, tuple)) or len(pair) != 2 or pair[0] == pair[1]
+                    or any(a not in AXES for a in pair)):
+                raise UsageError(f"test {name or self.id!r}: parameter axes={pair!r}: give two "
+                                 f"different axes of {', '.join(AXES)}, e.g. [snr, bitrate]")
+            thresholds.setdefault("median_pair_severity", "> 0.5")
         super().__init__(params, thresholds, name)
         p, where = self.params, f"test {self.name!r}: parameter"
         self.axis = AXES[axis]
+        self.pair = None if pair is None else (AXES[pair[0]], AXES[pair[1]])
+        v = p["probes"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise UsageError(f"{where} probes={v!r} must be an integer >= 0")
         if not is_number(p["tolerance"]) or not p["tolerance"] > 0:
             raise UsageError(f"{where} tolerance={p['tolerance']!r} must be a positive number")
-        for key, low in (("max_items", 3), ("budget", calls_per_item(self.axis)), ("n_worst", 0)):
+        for key, low in (("max_items", 3), ("budget", self._per_item()), ("n_worst", 0)):
             v = p[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise UsageError(f"{where} {key}={v!r} must be an integer >= {low}")
 
+    def _per_item(self) -> int:
+        """Most model predictions one item costs (clean included)."""
+        if self.pair is None:
+            return calls_per_item(self.axis)
+        return pair_calls_per_item(*self.pair, int(self.params["probes"])) + 1
+
     def _ids(self, ctx: Context) -> list[str]:
         ids = sorted(ctx.valid_ids())
         most = min(int(self.params["max_items"]),
-                   int(self.params["budget"]) // calls_per_item(self.axis))
+                   int(self.params["budget"]) // self._per_item())
         if len(ids) <= most:
             return ids
-        pick = ctx.rng("search-items", self.axis.name, most).choice(len(ids), size=most,
-                                                                    replace=False)
+        names = [self.axis.name] if self.pair is None else [a.name for a in self.pair]
+        pick = ctx.rng("search-items", *names, most).choice(len(ids), size=most,
+                                                            replace=False)
         return [ids[i] for i in sorted(pick)]
 
     def requests(self, ctx: Context) -> list[Request]:
@@ -333,6 +363,20 @@ class RobustnessSearch(Check):
                            "this evaluation can only read stored predictions")
         ids = self._ids(ctx)
         clean = ctx.prediction(model, target, None, ids)
+        if self.pair is not None:
+            pres = search_pairs(ctx.models[model], ctx.dataset, self.pair, target=target,
+                                predictor=ctx.predictor,
+                                tolerance=float(self.params["tolerance"]),
+                                ids=list(clean.index), seed=ctx.seed, clean=clean,
+                                budget=int(self.params["budget"]),
+                                probes=int(self.params["probes"]))
+            pres.calls += len(clean)
+            out.measurements, out.plots, notes = pair_outcome(
+                pres, n_boot=ctx.n_boot, confidence=ctx.confidence,
+                rng=ctx.rng("bootstrap", f"{self.name}/{target}", len(pres.items)),
+                n_worst=int(self.params["n_worst"]))
+            out.notes.extend(notes)
+            return out
         res = search_breakdowns(ctx.models[model], ctx.dataset, self.axis, target=target,
                                 predictor=ctx.predictor,
                                 tolerance=float(self.params["tolerance"]),
@@ -405,6 +449,285 @@ def search_outcome(res: SearchResult, *, n_boot: int, confidence: float,
                    "parameter": axis.parameter, "unit": axis.unit, "calls": res.calls,
                    "budget": res.budget,
                    "items": [{"id": b.item_id, "breakdown": b.breakdown, "held_at": b.held,
+                              "censored": b.censored} for b in res.items],
+                   "worst": worst})
+    return ms, plots, notes
+
+
+# -- two axes at once ----------------------------------------------------------------------
+#
+# ``axes: [a, b]`` searches, per item, the 2-D grid of the two axes' settings, both
+# applied (a ``chain`` perturbation: axis a's perturbation first, then axis b's - for
+# ``[snr, bitrate]`` noise at the talker, then the Opus link).  A grid point (i, j) has
+# the *normalised severity* ``((i + 1) / La + (j + 1) / Lb) / 2`` in (0, 1]: each axis
+# contributes the share of its searched range covered (La, Lb settings), so 1 dB of SNR
+# and one bit-rate step weigh by their axis' range.  The *mildest breaking pair* is the
+# point that moved with the least normalised severity (ties: the smaller larger share,
+# then the smaller i).
+#
+# Per item, assuming a monotone response (a point that moved stays moved when either
+# axis gets more severe; a known result then settles every point it dominates without a
+# call):
+#   1. the most severe corner; if it holds, the item is censored;
+#   2. bisection along the diagonal of equal shares -> a moved point (i0, j0);
+#   3. bisection of axis a at j0, then of axis b at the i found (a point from which
+#      neither axis can be eased alone);
+#   4. ``probes`` seeded probes (``derive_rng(seed, "search-pair", a, b, item)``): a random
+#      row (even probes) or column (odd) that could still hold a milder point, tested at
+#      its mildest-enough setting and bisected if it moved.
+# Cost per item: at most ``pair_calls_per_item`` predictions (:func:`pair_calls_per_item`)
+# plus the clean one.  Under a monotone response with a rectangular breaking region (the
+# model breaks iff a >= a* and b >= b*) steps 1-3 find (a*, b*) exactly; for other shapes
+# the result is a breaking point on the region's edge and the probes look for milder ones.
+
+
+def pair_calls_per_item(first: Axis, second: Axis, probes: int = 2) -> int:
+    """Most perturbed predictions one item costs (the clean one not counted)."""
+    la, lb = len(first.grid), len(second.grid)
+    log = lambda n: math.ceil(math.log2(n)) if n > 1 else 0  # noqa: E731
+    return 1 + log(max(la, lb)) + log(la) + log(lb) + probes * (1 + log(max(la, lb)))
+
+
+def pair_perturbation(first: Axis, second: Axis, a: float, b: float) -> Perturbation:
+    """The composite condition at settings ``a`` (first axis) and ``b`` (second)."""
+    return from_spec({"name": "chain",
+                      "steps": [{**first.spec, first.parameter: a},
+                                {**second.spec, second.parameter: b}]})
+
+
+@dataclass
+class PairBreakdown:
+    """One item's mildest breaking pair (grid indices and settings in each axis' unit)."""
+
+    item_id: str
+    index: tuple[int, int] | None  # None: held at the most severe corner (censored)
+    levels: tuple[float, float] | None
+    severity: float  # normalised, (0, 1]; inf if censored
+    clean_value: Any = None
+    broken_value: Any = None
+
+    @property
+    def censored(self) -> bool:
+        return self.index is None
+
+
+@dataclass
+class PairSearchResult:
+    """Per-item mildest breaking pairs of one model, target and pair of axes."""
+
+    axes: tuple[Axis, Axis]
+    target: str
+    tolerance: float
+    probes: int = 2
+    items: list[PairBreakdown] = field(default_factory=list)
+    calls: int = 0
+    budget: int | None = None
+    sampled_from: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _pair_walk(la: int, lb: int, rng: np.random.Generator, probes: int):
+    """One item's search as a generator: yields grid points (i, j) to predict, is sent
+    ``True`` (moved) or ``False`` (held); returns the mildest moved point or ``None``."""
+    known: dict[tuple[int, int], bool] = {}
+
+    def severity(p):
+        return ((p[0] + 1) / la + (p[1] + 1) / lb) / 2, max((p[0] + 1) / la, (p[1] + 1) / lb), p[0]
+
+    def settled(p):
+        for q, moved in known.items():
+            if moved and q[0] <= p[0] and q[1] <= p[1]:
+                return True
+            if not moved and q[0] >= p[0] and q[1] >= p[1]:
+                return False
+        return None
+
+    def test(p):
+        got = settled(p)
+        if got is None:
+            got = yield p
+            known[p] = got
+        return got
+
+    def first_moved(lo, hi, point):
+        """Smallest k in (lo, hi] that moved, given ``point(hi)`` moved."""
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (yield from test(point(mid))):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    if not (yield from test((la - 1, lb - 1))):
+        return None
+    k_max = max(la, lb)
+    diag = lambda k: (math.ceil(k * la / k_max) - 1, math.ceil(k * lb / k_max) - 1)  # noqa: E731
+    i0, j0 = diag((yield from first_moved(0, k_max, diag)))
+    i1 = yield from first_moved(-1, i0, lambda i: (i, j0))
+    j1 = yield from first_moved(-1, j0, lambda j: (i1, j))
+    best = (i1, j1)
+    for n in range(probes):
+        row = n % 2 == 0  # a row: fix axis a, search axis b; a column: the other way round
+        size, other = (la, lb) if row else (lb, la)
+        fix = lambda x, y: (x, y) if row else (y, x)  # noqa: E731
+        # fixed settings at which some setting of the other axis could still be milder
+        open_ = [x for x in range(size)
+                 if severity(fix(x, 0)) < severity(best) and fix(x, 0) != best]
+        if not open_:
+            break
+        x = open_[int(rng.integers(len(open_)))]
+        ys = [y for y in range(other) if severity(fix(x, y)) < severity(best)]
+        top = ys[-1]
+        if (yield from test(fix(x, top))):
+            y = yield from first_moved(-1, top, lambda y: fix(x, y))
+            if severity(fix(x, y)) < severity(best):
+                best = fix(x, y)
+    return best
+
+
+def search_pairs(model, dataset, axes: tuple[Axis | str, Axis | str], *, target: str,
+                 predictor, tolerance: float = 0.05, ids: list[str] | None = None,
+                 seed: int = 0, budget: int | None = None, probes: int = 2,
+                 clean: pd.Series | None = None) -> PairSearchResult:
+    """Per item, the mildest combination of two axes' settings that moves the prediction.
+
+    Arguments as :func:`search_breakdowns`; ``axes`` names two of :data:`AXES` (applied in
+    that order); ``probes`` seeded probes per item after the diagonal and coordinate
+    bisections.  With ``budget`` the items are cut to ``budget // (pair_calls_per_item +
+    1)`` by a seeded sample.  Deterministic for a seed; every prediction goes through
+    ``predictor`` (and so the prediction cache)."""
+    from ..seeding import derive_rng
+
+    first, second = (AXES[a] if isinstance(a, str) else a for a in axes)
+    if first.name == second.name:
+        raise UsageError(f"axes=[{first.name}, {second.name}]: give two different axes")
+    ids = sorted(dataset.ids if ids is None else ids)
+    res = PairSearchResult((first, second), target, tolerance, probes=probes, budget=budget)
+    per_item = pair_calls_per_item(first, second, probes) + 1
+    if budget is not None:
+        most = budget // per_item
+        if most < 1:
+            raise UsageError(f"budget={budget}: one item costs up to {per_item} model "
+                             f"predictions on axes [{first.name}, {second.name}]; give at "
+                             f"least {per_item}")
+        if len(ids) > most:
+            res.sampled_from = len(ids)
+            pick = derive_rng(seed, "search-items", first.name, second.name, most).choice(
+                len(ids), size=most, replace=False)
+            ids = [ids[i] for i in sorted(pick)]
+    la, lb = len(first.grid), len(second.grid)
+
+    def at(point):
+        return pair_perturbation(first, second, first.grid[point[0]], second.grid[point[1]])
+
+    if clean is not None:
+        base = {i: clean.loc[i] for i in ids if i in clean.index}
+    else:
+        base = predict_conditions(model, target, predictor, res, {i: None for i in ids})
+    walks, pending, found, results = {}, {}, {}, {}
+    for i in ids:
+        if i in base:
+            walks[i] = _pair_walk(la, lb, derive_rng(seed, "search-pair", first.name,
+                                                     second.name, i), probes)
+            pending[i] = next(walks[i])
+    values: dict[str, dict[tuple[int, int], Any]] = {i: {} for i in walks}
+    while pending:
+        got = predict_conditions(model, target, predictor, res,
+                                 {i: at(p) for i, p in pending.items()})
+        nxt = {}
+        for i, p in pending.items():
+            if i not in got:
+                continue  # the prediction failed: the item drops out (error recorded)
+            values[i][p] = got[i]
+            try:
+                nxt[i] = walks[i].send(_moved(target, base[i], got[i], tolerance))
+            except StopIteration as stop:
+                results[i] = stop.value
+        pending = nxt
+    for i in ids:
+        if i not in results:
+            continue
+        point = results[i]
+        if point is None:
+            res.items.append(PairBreakdown(i, None, None, math.inf, clean_value=base[i]))
+            continue
+        # broken_value: None where the best point was settled by dominance, not predicted
+        res.items.append(PairBreakdown(
+            i, point, (first.grid[point[0]], second.grid[point[1]]),
+            ((point[0] + 1) / la + (point[1] + 1) / lb) / 2, clean_value=base[i],
+            broken_value=values[i].get(point)))
+    return res
+
+
+def pair_outcome(res: PairSearchResult, *, n_boot: int, confidence: float,
+                 rng: np.random.Generator, n_worst: int = 5
+                 ) -> tuple[list[Measurement], dict[str, Any], list[str]]:
+    """Measurements, plot data and notes of a two-axis search.
+
+    ``median_pair_severity``: the median over items of the mildest breaking pair's
+    normalised severity (censored items count as beyond 1), bootstrap interval over
+    items; ``broken_share``: items broken anywhere on the grid (Wilson interval)."""
+    first, second = res.axes
+    sev = np.array([b.severity for b in res.items])
+    n = len(sev)
+    extra = {"axes": [first.name, second.name],
+             "parameters": [first.parameter, second.parameter],
+             "units": [first.unit, second.unit], "tolerance": res.tolerance,
+             "ranges": [[first.grid[0], first.grid[-1]], [second.grid[0], second.grid[-1]]],
+             "severity": "mean of each axis' share of its range covered, (i+1)/L",
+             "step_resolution": "one grid step per axis", "probes": res.probes,
+             "model_calls": res.calls, "budget": res.budget}
+    if res.sampled_from:
+        extra["sampled_from"] = res.sampled_from
+    ms: list[Measurement] = []
+    notes: list[str] = []
+    if n:
+        value = float(np.quantile(sev, 0.5, method="inverted_cdf"))
+        ci = None
+        if n_boot > 0 and n >= 3 and math.isfinite(value):
+            reps = np.quantile(sev[rng.integers(0, n, size=(n_boot, n))], 0.5, axis=1,
+                               method="inverted_cdf")
+            a = (1 - confidence) / 2
+            ci = (float(np.quantile(reps, a, method="inverted_cdf")),
+                  float(np.quantile(reps, 1 - a, method="inverted_cdf")))
+        cell = dict(extra)
+        if math.isinf(value):
+            cell.update(known_between=[1.0, math.inf], censored="never")
+            notes.append("median_pair_severity: beyond the searched grid (held at "
+                         f"{first.label(first.grid[-1])} with {second.label(second.grid[-1])})")
+        ms.append(Measurement("median_pair_severity", value, n=n, ci=ci, extra=cell))
+        broken = sum(not b.censored for b in res.items)
+        ms.append(Measurement("broken_share", broken / n, n=n,
+                              ci=tuple(wilson_interval(broken / n, n, confidence)),
+                              extra=dict(extra)))
+    else:
+        ms.append(Measurement("median_pair_severity", math.nan, n=0, extra=dict(extra)))
+    worst = []
+    for b in sorted((b for b in res.items if not b.censored),
+                    key=lambda b: (b.severity, b.item_id))[:n_worst]:
+        entry = {"id": b.item_id,
+                 "condition": pair_perturbation(first, second, *b.levels).spec(),
+                 "label": f"{first.label(b.levels[0])} + {second.label(b.levels[1])}",
+                 "severity": round(b.severity, 4)}
+        if b.broken_value is not None:
+            if res.target == EMOTION:
+                entry.update(baseline_label=b.clean_value, condition_label=b.broken_value)
+            else:
+                entry.update(delta=round(float(b.broken_value) - float(b.clean_value), 4),
+                             baseline_value=round(float(b.clean_value), 4),
+                             condition_value=round(float(b.broken_value), 4))
+        worst.append(entry)
+    if res.errors:
+        notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
+                     f"{res.errors[0]}")
+    plots = plain({"kind": "search_pair", "target": res.target,
+                   "axes": [first.name, second.name],
+                   "parameters": [first.parameter, second.parameter],
+                   "units": [first.unit, second.unit], "calls": res.calls,
+                   "budget": res.budget,
+                   "items": [{"id": b.item_id, "levels": None if b.censored else list(b.levels),
+                              "severity": None if b.censored else b.severity,
                               "censored": b.censored} for b in res.items],
                    "worst": worst})
     return ms, plots, notes

@@ -7,6 +7,7 @@ figures, which differ from run to run) go to timings.json, never into the docume
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import resource
@@ -22,6 +23,23 @@ from .store import PredictionStore
 from .units import ItemError
 
 
+def data_fingerprint(audio_hashes: dict[str, str]) -> str:
+    """The audited data's digest: ``"sha256:"`` and the SHA-256 of the sorted (item id, audio
+    content hash) pairs, one ``id<TAB>hash`` line each (the hashes the engine computed for the
+    cache keys: file bytes plus segment bounds, see :func:`sertest.audio.content_hash`).
+
+    It changes when an item is added, removed, renamed or its audio (or segment) changes,
+    and does not depend on file paths, ``--jobs`` or the cache.  Labels are not part of it.
+
+    >>> data_fingerprint({"b": "2", "a": "1"}) == data_fingerprint({"a": "1", "b": "2"})
+    True
+    """
+    h = hashlib.sha256()
+    for item_id, digest in sorted((str(k), v) for k, v in audio_hashes.items()):
+        h.update(f"{item_id}\t{digest}\n".encode("utf-8", "surrogateescape"))
+    return "sha256:" + h.hexdigest()
+
+
 def document(plan: AuditPlan, tests: list[dict[str, Any]], store: PredictionStore,
              item_errors: list[ItemError], stats: Stats) -> dict[str, Any]:
     """The results document (``results.json``) of an audit, with its summary."""
@@ -31,7 +49,7 @@ def document(plan: AuditPlan, tests: list[dict[str, Any]], store: PredictionStor
         "sertest_version": __version__,
         "seed": plan.seed,
         "suite": plan.suite.to_dict(),
-        "dataset": plan.dataset.describe(),
+        "dataset": {**plan.dataset.describe(), "fingerprint": data_fingerprint(stats.audio_hashes)},
         "reference": plan.reference,
         "models": [{"name": n, "role": roles[n], "fingerprint": models[n].fingerprint(),
                     "info": models[n].info().to_dict(),

@@ -60,6 +60,9 @@ class Stats:
     wall_seconds: float = 0.0
     #: model name -> how its isolated workers crashed (see :mod:`sertest.engine.isolate`)
     crashes: dict[str, str] = field(default_factory=dict)
+    #: item id -> content hash of its audio (:func:`sertest.audio.content_hash`), for every
+    #: item some condition needs whose file could be read (the data's fingerprint)
+    audio_hashes: dict[str, str] = field(default_factory=dict)
 
 
 def _segment(v) -> float | None:
@@ -106,6 +109,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     # 1. content hashes and cache keys (cheap: file bytes only, no decoding); look-up
     units, keys = _plan_units(dataset, models, conditions, needed, seed, jobs, clean_only,
                               errors, fail_fast)
+    stats.audio_hashes = {u.item_id: u.audio_hash for u in units}
     all_keys = list(keys.values())
     cached = cache.get_many(all_keys)
     stats.predictions = len(all_keys)

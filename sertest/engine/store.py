@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..perturb.base import Perturbation
-
-CLEAN = "clean"
+from ..vocabulary import CLEAN
 
 
 def condition_key(condition: Perturbation | None) -> str:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .base import Perturbation
 
 #: the family modules of this package (imported on first lookup)
-BUILTIN_MODULES = ("noise", "filters", "codecs", "rooms", "pitch", "small_changes")
+BUILTIN_MODULES = ("noise", "filters", "codecs", "rooms", "pitch", "small_changes", "chain")
 
 _REGISTRY: dict[str, type[Perturbation]] = {}
 

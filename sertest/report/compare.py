@@ -386,7 +386,7 @@ def render_html(runs: list[Run], comps: list[ModelComparison], notes: list[str])
                 tests.append((r.test, r.topic))
     order = {t: i for i, t in enumerate(TOPICS)}
     tests.sort(key=lambda t: order.get(t[1], 9))
-    from .. import __version__
+    from .._version import __version__
 
     return squeeze(_env().get_template("compare.html.j2").render(
         runs=runs, comps=comps, notes=notes, tests=tests, css=Markup(css), js=Markup(js), csp=csp,

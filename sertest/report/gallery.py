@@ -113,7 +113,7 @@ class _Items:
     def __init__(self, doc: dict, data_root: str | None = None) -> None:
         self.source = (doc.get("dataset") or {}).get("source") or ""
         if data_root and self.source and not os.path.isabs(self.source):
-            # results.json names the data relative to its root (report/published.py)
+            # results.json names the data relative to its root (sertest/published.py)
             self.source = os.path.normpath(os.path.join(data_root, self.source))
         # the audformat table and label ranges the audit used, to read the same items again
         self._options = {k: (doc.get("dataset") or {}).get(k) for k in ("table", "label_range")}

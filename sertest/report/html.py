@@ -31,6 +31,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, Undefined
 from markupsafe import Markup
 
+from .._version import __version__
 from ..results import TOPICS, Results
 from . import display, gallery, svg
 from ..validate.shipped import shipped_validity, validity_line
@@ -432,7 +433,7 @@ def build_view(results: Results) -> View:
         title=f"{doc.get('suite', {}).get('name', 'suite')} on {ds.get('name', 'data')}",
         models=models, audited=audited, topics=topics_present, sections=sections,
         matrix=matrix, callouts=_callouts(doc, audited, sections, errs),
-        dataset=_dataset(ds), errors=errs[:200], errors_total=len(errs), error_stages=stages,
+        dataset=_dataset(ds, doc), errors=errs[:200], errors_total=len(errs), error_stages=stages,
         clips=clips, clip_notes=clip_notes, timings=results.timings or {},
         label_free=doc.get("reference") or None)
     view.failing = _failing(doc, ref_of)
@@ -656,7 +657,7 @@ def _callouts(doc: dict, audited: list[ModelView], sections: list[TestSection],
     return out
 
 
-def _dataset(ds: dict) -> dict:
+def _dataset(ds: dict, doc: dict | None = None) -> dict:
     groups = []
     for col in ("speaker", "sex", "language", "accent", "sentiment", "emotion"):
         counts = ds.get(col)
@@ -670,7 +671,57 @@ def _dataset(ds: dict) -> dict:
             text = ", ".join(f"{k} {v}" for k, v in vals)
         groups.append((col, len(vals), text))
     return {"name": ds.get("name", ""), "source": ds.get("source", ""), "n_items": ds.get("items"),
-            "labels": ds.get("labels", []), "groups": groups}
+            "labels": ds.get("labels", []), "groups": groups,
+            "fingerprint": ds.get("fingerprint"), "use": item_use(doc or {})}
+
+
+#: the checks whose main cell (group ``None``) counts the items correctness scores
+_SCORED_BY = ("correctness_regression", "correctness_classification")
+
+
+def item_use(doc: dict) -> str | None:
+    """Why correctness scores fewer items than the dataset has, from the document alone, e.g.
+    "Correctness scores 888 of the 968 items, one rendition per utterance (fairness draws its
+    groups from these); the other 80 are further renditions of paired utterances (recording
+    boundary 40, mobile 40), which robustness_recording_condition compares with the
+    reference rendition."  ``None`` when correctness scores every item (or did not run).
+
+    The scored count is the largest ``n`` of a main correctness cell; items that failed to
+    decode are named apart; the renditions per recording are the ``n`` of the
+    ``robustness_recording_condition`` cells (pairs compared per recording condition).
+    """
+    total = (doc.get("dataset") or {}).get("items")
+    tests = doc.get("tests") or []
+    scored = [m.get("n") for t in tests if t.get("check") in _SCORED_BY
+              for m in t.get("measurements") or [] if m.get("group") is None]
+    scored = [n for n in scored if isinstance(n, int)]
+    if not isinstance(total, int) or not scored:
+        return None
+    n_scored = max(scored)
+    failed = len({e.get("id") for e in (doc.get("items") or {}).get("errors") or []
+                  if e.get("stage") == "decode"})
+    rest = total - failed - n_scored
+    if rest <= 0:
+        return None
+    per_recording: dict[str, int] = {}
+    for t in tests:
+        if t.get("check") == "robustness_recording_condition":
+            for m in t.get("measurements") or []:
+                if m.get("metric") == "unchanged" and isinstance(m.get("n"), int):
+                    g = str(m.get("group"))
+                    per_recording[g] = max(per_recording.get(g, 0), m["n"])
+    head = (f"Correctness scores {n_scored:,} of the {total:,} items"
+            + (f" ({failed:,} could not be decoded)" if failed else "")
+            + ", one rendition per utterance"
+            + (" (fairness draws its groups from these)"
+               if any(t.get("topic") == "fairness" for t in tests) else "") + "; ")
+    if per_recording and sum(per_recording.values()) == rest:
+        recs = ", ".join(f"{g} {n:,}" for g, n in sorted(per_recording.items()))
+        return (head + f"the other {rest:,} are further renditions of paired utterances "
+                f"(recording {recs}), which robustness_recording_condition compares with the "
+                "reference rendition.")
+    return (head + f"the other {rest:,} are further renditions of paired utterances (rows "
+            "sharing a pair id, scored once) or items without a label.")
 
 
 def _nav(view: View) -> list[dict]:
@@ -803,8 +854,6 @@ def render(results: Results) -> str:
     digest = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
     csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
            "img-src data:; media-src data:; base-uri 'none'; form-action 'none'")
-    from .. import __version__
-
     thr = {"op": ">", "value": 0.5, "absolute": False, "text": "> 0.5"}
     examples = {v: svg.ci_bar(x, ci, thr, v, (0.0, 1.0), width=150, height=18, label=f"example: {v}")
                 for v, x, ci in (("pass", 0.71, (0.62, 0.79)), ("inconclusive", 0.55, (0.43, 0.66)),

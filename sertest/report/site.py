@@ -18,7 +18,7 @@ from the network; links between the pages are relative, so the folder can be ser
 anywhere or opened from disk.  Names from the audits (models, folders, suites) go through
 Jinja2 autoescaping and become folder names only as slugs.  The site is written at once
 (:class:`sertest.report.publish.OutputFolder`); ``timings.json`` loses the absolute roots
-the audit ran from (:mod:`sertest.report.published`).
+the audit ran from (:mod:`sertest.published`).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def publish(audit_dirs: Sequence[str], out: str) -> list[str]:
 
 
 def site_facts(audits: list[Audit], rows: list[Row], comparisons: list[dict]) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     return {"schema": "sertest/site@1", "sertest_version": __version__,
             "audits": [{"label": a.label, "href": f"audits/{a.slug}/report.html",
@@ -264,7 +264,7 @@ def _asset(name: str) -> str:
 
 def render_index(audits: list[Audit], rows: list[Row], comparisons: list[dict]) -> str:
     """index.html: the leaderboard with filters, the audits and the comparisons."""
-    from .. import __version__
+    from .._version import __version__
     from .html import _env, squeeze
 
     css, js = _asset("report.css"), _asset("site.js")
