@@ -56,6 +56,19 @@ def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
     return sorted(set(out))
 
 
+def _label_options(parser: argparse.ArgumentParser) -> None:
+    """``--label-range`` and ``--label-map`` (``run`` and ``validate`` read data alike)."""
+    parser.add_argument("--label-range", metavar="MIN:MAX",
+                        help="the data's label scale, mapped to [0, 1]: e.g. 1:7 for every "
+                             "dimension or arousal=1:7,valence=1:5 (use --label-range=-1:1 for "
+                             "a negative minimum); overrides a manifest's '# sertest: "
+                             "label_range' line and audformat scheme bounds")
+    parser.add_argument("--label-map", metavar="DATA=MODEL,...",
+                        help="rename the data's emotion classes to the model's, e.g. "
+                             "angry=anger,happy=happiness, or a YAML/JSON file holding the "
+                             "mapping")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="sertest",
@@ -80,14 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
                      help="CSV/Parquet manifest, audformat folder (FOLDER::TABLE chooses its "
                           "table) or folder of audio (default: the bundled corpus)")
-    run.add_argument("--label-range", metavar="MIN:MAX",
-                     help="the data's label scale, mapped to [0, 1]: e.g. 1:7 for every "
-                          "dimension or arousal=1:7,valence=1:5 (use --label-range=-1:1 for a "
-                          "negative minimum); overrides a manifest's '# sertest: label_range' "
-                          "line and audformat scheme bounds")
-    run.add_argument("--label-map", metavar="DATA=MODEL,...",
-                     help="rename the data's emotion classes to the model's, e.g. "
-                          "angry=anger,happy=happiness, or a YAML/JSON file holding the mapping")
+    _label_options(run)
     run.add_argument("--suite", "-s", default="quick",
                      help="suite YAML or bundled suite name (default: quick)")
     run.add_argument("--out", "-o", default="sertest-results", help="output folder")
@@ -211,14 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--data", "-d", metavar="MANIFEST|FOLDER",
                      help="data with labels; FOLDER::TABLE chooses an audformat table "
                           "(default: the bundled corpus)")
-    val.add_argument("--label-range", metavar="MIN:MAX",
-                     help="the data's label scale, mapped to [0, 1]: e.g. 1:7 for every "
-                          "dimension or arousal=1:7,valence=1:5 (use --label-range=-1:1 for a "
-                          "negative minimum); overrides a manifest's '# sertest: label_range' "
-                          "line and audformat scheme bounds")
-    val.add_argument("--label-map", metavar="DATA=MODEL,...",
-                     help="rename the data's emotion classes to the model's, e.g. "
-                          "angry=anger,happy=happiness, or a YAML/JSON file holding the mapping")
+    _label_options(val)
     val.add_argument("--resamples", "-r", type=int, default=None,
                      help="speaker resamples (default 20; 5 with --quick)")
     val.add_argument("--share", type=float, default=0.8,

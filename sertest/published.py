@@ -56,38 +56,28 @@ def _number(x: Any) -> Any:
 
 
 def _finite(node: Any, where: str, places: list) -> int:
-    count = 0
     if isinstance(node, dict):
-        items = list(node.items())
-        for k, v in items:
-            here = f"{where}.{k}" if where else str(k)
-            if isinstance(v, (dict, list)):
-                count += _finite(v, here, places)
-                continue
-            v2 = _number(v)
-            if isinstance(v2, float) and not math.isfinite(v2):
-                node[k] = None
-                count += 1
-                if len(places) < MAX_PLACES:
-                    places.append({"at": here, "was": repr(v2)})
-            elif v2 is not v:
-                node[k] = v2
+        slots = [(k, f"{where}.{k}" if where else str(k)) for k in list(node)]
     elif isinstance(node, list):
-        for i, v in enumerate(node):
-            here = f"{where}[{i}]"
-            if isinstance(v, tuple):
-                v = node[i] = list(v)
-            if isinstance(v, (dict, list)):
-                count += _finite(v, here, places)
-                continue
-            v2 = _number(v)
-            if isinstance(v2, float) and not math.isfinite(v2):
-                node[i] = None
-                count += 1
-                if len(places) < MAX_PLACES:
-                    places.append({"at": here, "was": repr(v2)})
-            elif v2 is not v:
-                node[i] = v2
+        slots = [(i, f"{where}[{i}]") for i in range(len(node))]
+    else:
+        return 0
+    count = 0
+    for key, here in slots:
+        v = node[key]
+        if isinstance(v, tuple) and isinstance(node, list):
+            v = node[key] = list(v)
+        if isinstance(v, (dict, list)):
+            count += _finite(v, here, places)
+            continue
+        v2 = _number(v)
+        if isinstance(v2, float) and not math.isfinite(v2):
+            node[key] = None
+            count += 1
+            if len(places) < MAX_PLACES:
+                places.append({"at": here, "was": repr(v2)})
+        elif v2 is not v:
+            node[key] = v2
     return count
 
 

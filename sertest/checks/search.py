@@ -136,6 +136,16 @@ def _moved(target: str, clean: Any, other: Any, tolerance: float) -> bool:
     return abs(float(other) - float(clean)) >= tolerance
 
 
+def _moved_values(target: str, clean: Any, broken: Any) -> dict[str, Any]:
+    """The clean and broken prediction of a listed item, in the keys the robustness tests'
+    ``worst`` lists use (labels for emotion; values and their delta for a dimension)."""
+    if target == EMOTION:
+        return {"baseline_label": clean, "condition_label": broken}
+    return {"delta": round(float(broken) - float(clean), 4),
+            "baseline_value": round(float(clean), 4),
+            "condition_value": round(float(broken), 4)}
+
+
 def predict_conditions(model, target: str, predictor, res,
                        conditions: dict[str, Perturbation | None]) -> dict[str, Any]:
     """One engine call: each item under its own condition (``None`` = clean audio).
@@ -435,12 +445,7 @@ def search_outcome(res: SearchResult, *, n_boot: int, confidence: float,
     for b in broken[:n_worst]:
         entry = {"id": b.item_id, "condition": axis.perturbation(b.breakdown).spec(),
                  "label": axis.label(b.breakdown), "held_at": b.held}
-        if res.target == EMOTION:
-            entry.update(baseline_label=b.clean_value, condition_label=b.broken_value)
-        else:
-            entry.update(delta=round(float(b.broken_value) - float(b.clean_value), 4),
-                         baseline_value=round(float(b.clean_value), 4),
-                         condition_value=round(float(b.broken_value), 4))
+        entry.update(_moved_values(res.target, b.clean_value, b.broken_value))
         worst.append(entry)
     if res.errors:
         notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
@@ -711,12 +716,7 @@ def pair_outcome(res: PairSearchResult, *, n_boot: int, confidence: float,
                  "label": f"{first.label(b.levels[0])} + {second.label(b.levels[1])}",
                  "severity": round(b.severity, 4)}
         if b.broken_value is not None:
-            if res.target == EMOTION:
-                entry.update(baseline_label=b.clean_value, condition_label=b.broken_value)
-            else:
-                entry.update(delta=round(float(b.broken_value) - float(b.clean_value), 4),
-                             baseline_value=round(float(b.clean_value), 4),
-                             condition_value=round(float(b.broken_value), 4))
+            entry.update(_moved_values(res.target, b.clean_value, b.broken_value))
         worst.append(entry)
     if res.errors:
         notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
