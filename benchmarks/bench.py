@@ -47,7 +47,7 @@ sys.path.insert(0, REPO)
 from sertest import audio  # noqa: E402
 from sertest.checks.base import Context  # noqa: E402
 from sertest.data import load_dataset  # noqa: E402
-from sertest.engine import audit  # noqa: E402
+from sertest import audit  # noqa: E402
 from sertest.engine.store import condition_key  # noqa: E402
 from sertest.models import load_model  # noqa: E402
 from sertest.seeding import derive_rng  # noqa: E402
@@ -189,7 +189,7 @@ def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
 def peak_rss_mb(model_spec, manifest, suite) -> float:
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec (it would report our own peak)
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from sertest.engine import audit\n"
+            "from sertest import audit\n"
             "from sertest.efficiency import _status_mb\n"
             "audit([%r], %r, %r, cache=False, baselines=False, renderers=(), profile=False,"
             " progress=False, allow_outside_root=True)\n"

@@ -25,7 +25,7 @@ REPO = os.path.dirname(HERE)
 _CODE = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from sertest.engine import audit
+from sertest import audit
 t = time.perf_counter()
 res = audit([{model!r}], None, {suite!r}, cache=False, baselines=False, renderers=(),
             profile=False, progress=False, jobs={jobs!r}, isolate={isolate!r})

@@ -33,7 +33,7 @@ __all__ = ["Dataset", "Results", "__version__", "audit", "load_dataset", "load_m
 def __getattr__(name: str):
     # Imported lazily so that `import sertest` (e.g. by the pytest plugin) stays cheap.
     if name == "audit":
-        from .engine import audit
+        from .api import audit
         return audit
     if name == "Results":
         from .results import Results

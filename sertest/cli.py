@@ -431,7 +431,7 @@ def _executor(args, models: list) -> str:
 
 def _run(args) -> int:
     from .data.labels import header_lines
-    from .engine import audit
+    from .api import audit
     from .report.terminal import summary_text
 
     renderers = [r.strip() for r in args.renderers.split(",") if r.strip()]

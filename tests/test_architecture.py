@@ -53,12 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 
 #: (importer, imported) -> why the edge is still there.  Owned by the work named in it;
 #: delete the entry when the edge goes (the test then demands it).
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("sertest.engine.audit", "sertest.report"):
-        "audit(out=...) writes the output folder (sertest.report.write_results); writing "
-        "belongs to the library API layer (sertest.audit), not the engine - move it there "
-        "once the callers of sertest.engine.audit(out=) use sertest.audit (issue 15)",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: names of the vocabulary leaf that no other module may define again
 VOCABULARY_NAMES = ("DIMENSIONS", "EMOTION", "CATEGORIES", "TOPICS", "CLEAN", "VERDICTS",

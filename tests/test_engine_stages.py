@@ -13,7 +13,7 @@ import pytest
 
 from sertest import audio
 from sertest.data import load_dataset
-from sertest.engine import audit
+from sertest import audit
 from sertest.engine.cache import PredictionCache, model_prediction_key, prediction_key
 from sertest.engine.execute import execute
 from sertest.engine.executors import (Executor, check_executor, executor_names, get_executor,

@@ -28,7 +28,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sertest.engine import audit
+from sertest import audit
 from sertest.report import compare as compare_mod
 from sertest.report import html as html_mod
 from sertest.report import junit as junit_mod

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sertest.engine import audit  # noqa: E402
+from sertest import audit  # noqa: E402
 from sertest.models import load_model  # noqa: E402
 
 #: a module whose forward records, per call, the calling thread's intra-op threads and how

@@ -1,4 +1,7 @@
-"""``audit(models, data, suite) -> Results``: the library entry point behind every front end.
+"""``audit(models, data, suite) -> Results``: the engine's entry point (computes, writes nothing).
+
+The library API's :func:`sertest.audit` (:mod:`sertest.api`) calls it and writes the
+output folder; the engine never imports a renderer.
 
 An audit is three stages, each a module with one job:
 
@@ -29,12 +32,11 @@ from .plan import plan_audit
 
 
 def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
-          suite: str | dict | Suite = "quick", *, out: str | None = None, seed: int = 0,
+          suite: str | dict | Suite = "quick", *, seed: int = 0,
           jobs: int | None = None, cache: str | bool | None = None, baselines: bool = True,
           reference: str | Model | None = None, labels: str | None = None,
           progress: bool | None = None, fail_fast: bool = False,
           allow_outside_root: bool = False, n_boot: int | None = None,
-          renderers: Sequence[str] = ("html", "junit", "markdown"),
           executor: str = "local", scheduler: str | None = None,
           timeout: float | None = None, profile: bool = False,
           isolate: bool | None = None, label_range: str | dict | None = None,
@@ -45,7 +47,6 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         models: model specs (see :mod:`sertest.models`) or loaded models.
         data: manifest, folder, audformat database or Dataset; ``None`` = bundled corpus.
         suite: path, bundled suite name, mapping or Suite.
-        out: folder for results.json (and the reports); ``None`` writes nothing.
         seed: every random draw derives from it.
         jobs: worker threads (each decodes, perturbs and predicts whole items).
         cache: cache folder, ``True``/``None`` for the default, ``False`` for none.
@@ -102,10 +103,6 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
 
     results = assemble(plan, tests, replicates, store, item_errors, stats, t_start, jobs,
                        profile)
-    if out:
-        from ..report import write_results  # see KNOWN_EXCEPTIONS in tests/test_architecture.py
-
-        write_results(results, out, renderers=renderers)
     for m in plan.models.values():
         m.close()
     return results

@@ -163,7 +163,7 @@ class SertestState:
         return results
 
     def _run_audit(self, suite_path: str):
-        from ..engine import audit
+        from ..api import audit
 
         s = self.settings
         out = s.out
