@@ -12,7 +12,7 @@ AUDIT_OUT ?= reports/bundled-corpus
 AUDIT_SUITE ?= quick
 AUDIT_MODELS ?= $(if $(wildcard examples/models/wav2small.onnx),--model examples/models/wav2small.onnx,--model random:gaussian --model random:categorical)
 
-.PHONY: help venv system-deps test audit corpus models models-robust reports bench bench-gpu clean lint validity
+.PHONY: help venv system-deps test audit corpus models models-robust reports bench bench-gpu bench-scale clean lint validity
 
 REF := examples/models
 REF_MODELS := --model teacher=$(REF)/teacher --model wav2small=$(REF)/wav2small.onnx \
@@ -64,6 +64,13 @@ bench: $(VENV)/.dev
 	$(BIN)/pip install -q audinterface
 	$(BIN)/python benchmarks/bench.py --out benchmarks/results.json
 
+# Scale-out (not in CI): BENCH_SCALE_K x the bundled corpus with the quick suite on a Dask
+# LocalCluster of 2 worker processes against 1 x -> benchmarks/scale.json (about 2 CPU-minutes
+# per copy of the corpus; make bench prints the last figures beside its own).
+BENCH_SCALE_K ?= 20
+bench-scale: $(VENV)/.dev
+	nice -n 10 $(BIN)/python benchmarks/scale.py --k $(BENCH_SCALE_K) --out benchmarks/scale.json
+
 # Retrain the reference models in examples/models (about 30 min on 2 cores), then the
 # robust student (models-robust).
 models: $(VENV)/.dev
@@ -71,16 +78,19 @@ models: $(VENV)/.dev
 	$(MAKE) models-robust
 
 # Wav2Small-robust (+ int8): distilled from the teacher in examples/models on perturbed
-# audio, disjoint from the default suite's conditions (about 30 min on 2 shared cores; about
-# 6.5 CPU-minutes of training per target variant, two variants); the other
-# models are not touched.  See examples/distill/robust.py.
+# audio, disjoint from the default suite's conditions; three target variants (perturbed,
+# clean, and consistent: perturbed fine-tuned on clean/perturbed pairs), the consistent one
+# exported (about 20 CPU-minutes of training, 60 min wall on 2 shared cores); the other
+# models are not touched.  See examples/distill/robust.py, reports/robust-students/.
 models-robust: $(VENV)/.dev
 	nice -n 10 $(BIN)/python examples/distill/distill.py robust
 
 # Published example audits of the reference models as one static site (sertest publish):
 # reports/index.html (leaderboard), reports/audits/NAME/ (report, results, summary) and the
 # comparison of the two quick audits of the bundled corpus; see reports/README.md.  The audit
-# folders are written to $(REPORT_AUDITS) (under build/, not kept).
+# folders are written to $(REPORT_AUDITS) (under build/, not kept).  The exploratory audit
+# (metamorphic expectations, slice discovery, worst-case search) adds about 1 min with a warm
+# prediction cache, about 5 min cold (2 shared cores).
 REPORT_AUDITS ?= build/report-audits
 reports: $(VENV)/.dev
 	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --suite default \
@@ -92,8 +102,12 @@ reports: $(VENV)/.dev
 	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
 		--reference teacher=$(REF)/teacher --data sertest/data/corpus/real --suite quick \
 		--out $(REPORT_AUDITS)/label-free-real-speech --no-progress || [ $$? -eq 1 ]
+	$(BIN)/sertest run --model wav2small=$(REF)/wav2small.onnx --model mobilenetv4=$(REF)/mobilenetv4.onnx \
+		--suite exploratory --out $(REPORT_AUDITS)/exploratory-reference-models \
+		--no-progress || [ $$? -eq 1 ]
 	$(BIN)/sertest publish $(REPORT_AUDITS)/quick-reference-models $(REPORT_AUDITS)/quick-wav2small-int8 \
-		$(REPORT_AUDITS)/default-wav2small $(REPORT_AUDITS)/label-free-real-speech --out reports
+		$(REPORT_AUDITS)/default-wav2small $(REPORT_AUDITS)/label-free-real-speech \
+		$(REPORT_AUDITS)/exploratory-reference-models --out reports
 	$(BIN)/python -m pytest tests/test_site.py -q -k published
 
 # Self-validation of the default suite (sertest validate): planted defects on the oracle's

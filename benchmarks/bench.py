@@ -15,7 +15,9 @@
     ((a), (b) and (d) run --repeat times, (a) and (b) alternating; the fastest run counts)
 (f) Dask LocalCluster with 2 workers against 1 (cluster started before timing)
 (g) long recordings: peak RSS of the --rss-suite audit with generated 10- and 60-minute
-    files added to the manifest, against the same audit without them (--long-minutes)
+    files added to the manifest (--long-minutes), segmented (--long-segment, default 30 s
+    windows), against the same audit without them; --long-whole adds the whole-utterance
+    audit of the long files and a bare model call on the longest one
 (h) the teacher (a torch/Hugging Face model, --teacher) as (a) and (b): its audit against
     its irreducible work, both with one intra-op thread per call and calls concurrent
 
@@ -186,14 +188,15 @@ def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
     return time.perf_counter() - t, res.timings
 
 
-def peak_rss_mb(model_spec, manifest, suite) -> float:
+def peak_rss_mb(model_spec, manifest, suite, segment: str | None = None) -> float:
+    """Peak RSS (MB) of a fresh process auditing ``manifest`` (``segment``: its windows)."""
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec (it would report our own peak)
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from sertest import audit\n"
-            "from sertest.efficiency import _status_mb\n"
+            "from sertest.efficiency import process_memory_mb\n"
             "audit([%r], %r, %r, cache=False, baselines=False, renderers=(), profile=False,"
-            " progress=False, allow_outside_root=True)\n"
-            "print(_status_mb('VmHWM'))\n") % (REPO, model_spec, manifest, suite)
+            " progress=False, allow_outside_root=True, segment=%r)\n"
+            "print(process_memory_mb('VmHWM'))\n") % (REPO, model_spec, manifest, suite, segment)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -205,14 +208,14 @@ def model_call_rss_mb(model_spec, seconds: float) -> float:
     code = ("import sys; sys.path.insert(0, %r)\n"
             "import numpy as np\n"
             "from sertest.models import load_model\n"
-            "from sertest.efficiency import _status_mb\n"
+            "from sertest.efficiency import process_memory_mb\n"
             "from sertest.seeding import derive_rng\n"
             "m = load_model(%r)\n"
             "m.use_threads(1)\n"
             "x = (0.1 * derive_rng(0, 'bench-call').standard_normal(int(%r * m.sampling_rate)))"
             ".astype(np.float32)\n"
             "m.predict([x])\n"
-            "print(_status_mb('VmHWM'))\n") % (REPO, model_spec, float(seconds))
+            "print(process_memory_mb('VmHWM'))\n") % (REPO, model_spec, float(seconds))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -271,6 +274,11 @@ def main() -> None:
                    "c,e,f,g,h")
     p.add_argument("--long-minutes", default="10,60",
                    help="lengths of the generated long files of (g), in minutes")
+    p.add_argument("--long-segment", default="30", metavar="WINDOW[:HOP]",
+                   help="the segmentation (g) audits the long files with (default 30 s)")
+    p.add_argument("--long-whole", action="store_true",
+                   help="(g) also audits the long files whole (a 60-minute file needs about "
+                        "8 GB with Wav2Small)")
     p.add_argument("--teacher", default=default_teacher(), help="the model of (h)")
     p.add_argument("--teacher-suite", default="quick", help="suite of (h)")
     p.add_argument("--repeat", type=int, default=2,
@@ -341,19 +349,32 @@ def main() -> None:
             minutes = [float(m) for m in args.long_minutes.split(",") if m]
             if r1 is None:
                 r1 = peak_rss_mb(args.model, replicate(dataset, 1, tmp), args.rss_suite)
-            t = time.perf_counter()
-            rl = peak_rss_mb(args.model, long_manifest(dataset, minutes, tmp), args.rss_suite)
-            secs = time.perf_counter() - t
+            manifest = long_manifest(dataset, minutes, tmp)
             what = " + ".join(f"{m:g} min" for m in minutes)
-            print(f"(g) peak RSS 1x / 1x + {what}  {r1:8.1f} / {rl:.1f} MB ({args.rss_suite} "
-                  f"suite, {secs:.0f} s)", flush=True)
-            call = model_call_rss_mb(args.model, 60 * max(minutes))
-            print(f"(g) one bare model call on the {max(minutes):g}-min signal  {call:8.1f} MB",
+            t = time.perf_counter()
+            rl = peak_rss_mb(args.model, manifest, args.rss_suite, segment=args.long_segment)
+            secs = time.perf_counter() - t
+            print(f"(g) peak RSS 1x / 1x + {what}, --segment {args.long_segment}  {r1:8.1f} / "
+                  f"{rl:.1f} MB ({args.rss_suite} suite, {secs:.0f} s)", flush=True)
+            window = float(args.long_segment.split(":")[0])
+            call = model_call_rss_mb(args.model, 1.5 * window)  # the longest window
+            print(f"(g) one bare model call on a {1.5 * window:g}-s signal  {call:8.1f} MB",
                   flush=True)
             report.update(rss_long_base_mb=round(r1, 1), rss_long_mb=round(rl, 1),
                           long_minutes=minutes, long_seconds=round(secs, 1),
-                          rss_long_model_call_mb=round(call, 1),
+                          long_segment=args.long_segment,
+                          rss_long_window_call_mb=round(call, 1),
                           ratio_rss_long_over_1x=round(rl / r1, 3))
+            if args.long_whole:
+                t = time.perf_counter()
+                rw = peak_rss_mb(args.model, manifest, args.rss_suite)
+                secs_w = time.perf_counter() - t
+                call_w = model_call_rss_mb(args.model, 60 * max(minutes))
+                print(f"(g) peak RSS 1x + {what}, whole  {rw:8.1f} MB ({secs_w:.0f} s); one "
+                      f"bare call on the {max(minutes):g}-min signal {call_w:.1f} MB", flush=True)
+                report.update(rss_long_whole_mb=round(rw, 1), long_whole_seconds=round(secs_w, 1),
+                              rss_long_model_call_mb=round(call_w, 1),
+                              ratio_rss_long_whole_over_1x=round(rw / r1, 3))
         if "h" not in skip and args.teacher:
             t_data, _, t_model, t_tests, t_feats = plan(args.teacher, args.data,
                                                        args.teacher_suite)
@@ -394,12 +415,19 @@ def main() -> None:
                 print(f"(f) dask {n} worker(s)     {times[n]:8.2f} s", flush=True)
             report.update(dask_1_seconds=round(times[1], 3), dask_2_seconds=round(times[2], 3),
                           ratio_dask_1_over_2=round(times[1] / times[2], 3), dask_suite=dsuite)
+        if "m" not in skip:  # (m) 7 models in one audit; (s) the last `make bench-scale`
+            sys.path.insert(0, HERE)
+            import many_models
+
+            report.update(many_models.bench_figures(args.suite))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     targets = {"ratio_a_over_b": ("<=", 1.15), "ratio_c_over_a": (">=", 5),
                "ratio_d_over_a": ("<=", 0.05), "ratio_rss_10x_over_1x": ("<=", 1.3),
                "ratio_dask_1_over_2": (">=", 1.6), "ratio_rss_long_over_1x": ("<=", 1.5),
                "ratio_teacher_a_over_b": ("<=", 1.15), "ratio_teacher_a_over_b_cpu": ("<=", 1.15)}
+    if "many_models" in sys.modules:  # the targets of (m) and (s)
+        targets.update(sys.modules["many_models"].TARGETS)
     report["targets"] = {}
     print("\nratio                     value   target   met")
     for key, (op, lim) in targets.items():

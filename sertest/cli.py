@@ -69,6 +69,15 @@ def _label_options(parser: argparse.ArgumentParser) -> None:
                              "mapping")
 
 
+def _segment_option(parser: argparse.ArgumentParser) -> None:
+    """``--segment`` (``run`` and ``search`` audit long recordings alike)."""
+    parser.add_argument("--segment", metavar="WINDOW[:HOP]", default=None,
+                        help="audit items longer than WINDOW seconds in windows (every HOP "
+                             "seconds, default WINDOW) decoded and predicted one at a time, "
+                             "their predictions averaged by duration: memory bounded by the "
+                             "window, not the file (default: every item whole)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="sertest",
@@ -101,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", "-j", type=int, default=None,
                      help="worker threads, each decoding, perturbing and predicting whole items "
                           "(default: CPUs, at most 4)")
+    _segment_option(run)
     run.add_argument("--labels", help="output labels for ONNX models without metadata, e.g. "
                                       "'arousal,dominance,valence'")
     run.add_argument("--reference", metavar="SPEC",
@@ -173,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sea = sub.add_parser(
         "search", help="worst-case search: per item, the mildest setting that moves a "
-                       "model's prediction (one axis, bisection)",
+                       "model's prediction (one axis by bisection, or two with --axes)",
         description="Runs the robustness_search test alone for one model and writes "
                     "results.json and the reports into --out (see README, Worst-case search).")
     sea.add_argument("--model", "-m", required=True, metavar="[NAME=]SPEC")
@@ -181,6 +191,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="data to search (default: the bundled corpus)")
     sea.add_argument("--axis", default="snr",
                      help="snr, bitrate, rt60, semitones_up, semitones_down or gain")
+    sea.add_argument("--axes", default=None, metavar="A,B",
+                     help="two axes searched together, applied in that order (e.g. snr,bitrate: "
+                          "noise, then the Opus link): per item the mildest breaking pair; "
+                          "replaces --axis")
     sea.add_argument("--tolerance", type=float, default=0.05,
                      help="a change of at least this counts as moved (prediction units)")
     sea.add_argument("--max-items", type=int, default=40, help="items searched (seeded sample)")
@@ -194,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     sea.add_argument("--cache", default=None, help="prediction cache folder")
     sea.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
     sea.add_argument("--out", "-o", required=True)
+    _segment_option(sea)
 
     pub = sub.add_parser("publish", help="publish audit folders as one static site "
                                          "(leaderboard, reports, comparisons)")
@@ -337,16 +352,35 @@ def _search(args) -> int:
     from . import audit
 
     cache = False if args.no_cache else (args.cache or True)
-    suite = {"name": "search", "description": f"worst-case search along {args.axis}",
-             "tests": [{"test": "robustness_search", "params": {
-                 "axis": args.axis, "tolerance": args.tolerance, "max_items": args.max_items,
-                 "budget": args.budget}}]}
+    params = {"axis": args.axis, "tolerance": args.tolerance, "max_items": args.max_items,
+              "budget": args.budget}
+    along = f"along {args.axis}"
+    if args.axes is not None:
+        from .checks.search import AXES
+        from .errors import UsageError
+
+        pair = [a.strip() for a in args.axes.split(",")]
+        if len(pair) != 2 or pair[0] == pair[1] or any(a not in AXES for a in pair):
+            raise UsageError(f"--axes {args.axes!r}: give two different axes separated by a "
+                             f"comma, e.g. snr,bitrate; axes: {', '.join(AXES)}")
+        params["axes"], along = pair, f"over {pair[0]} x {pair[1]}"
+    suite = {"name": "search", "description": f"worst-case search {along}",
+             "tests": [{"test": "robustness_search", "params": params}]}
     if args.target:
         suite["targets"] = args.target
     res = audit(_on_device([args.model], args), args.data, suite, out=args.out, seed=args.seed,
-                cache=cache, baselines=False)
+                cache=cache, baselines=False, segment=args.segment)
     for t in res.select("robustness_search"):
         cells = {m["metric"]: m for m in t["measurements"]}
+        if args.axes is not None:
+            med = cells.get("median_pair_severity", {})
+            sev = med.get("value")
+            text = ("beyond the grid" if sev == float("inf") or (
+                sev is None and (med.get("extra") or {}).get("censored"))
+                else "n/a" if sev is None else f"{sev:.3g} (0-1 of each axis' range)")
+            print(f"{t['model']} {t['dimension']}: median breaking-pair severity {text} "
+                  f"({t['verdict']}); {args.out}/results.json")
+            continue
         med = cells.get("median_breakdown", {})
         unit = (med.get("extra") or {}).get("unit", "")
         value = med.get("value")
@@ -457,7 +491,8 @@ def _run(args) -> int:
                     renderers=renderers, executor=_executor(args, models),
                     scheduler=args.scheduler,
                     timeout=args.timeout, profile=args.profile, isolate=_cli_isolate(args.isolate),
-                    label_range=args.label_range, label_map=args.label_map)
+                    label_range=args.label_range, label_map=args.label_map,
+                    segment=args.segment)
     head, _, rest = summary_text(results, verbose=args.verbose).partition("\n")
     # the run header: the data's table, label scales and class names as audited
     print("\n".join([head] + [f"  {line}" for line in header_lines(results.doc["dataset"])]

@@ -22,12 +22,16 @@ import sys
 from typing import Any
 
 
-def _status_mb(key: str) -> float:
-    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``), MB.
+def process_memory_mb(key: str) -> float:
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``), in
+    MB (2**20 bytes); NaN where the figure is not listed.
 
     ``VmHWM`` (peak resident set) starts afresh with the new address space of an exec;
     ``getrusage().ru_maxrss`` does not (Linux keeps it across execve, so a subprocess
     forked from a large parent would report the parent's peak).
+
+    >>> process_memory_mb("VmHWM") >= process_memory_mb("VmRSS") > 0  # peak >= current
+    True
     """
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
@@ -43,7 +47,7 @@ def _measure(spec: str, options: dict[str, Any], seconds: float) -> dict[str, An
 
     from .models import load_model
 
-    before = _status_mb("VmRSS")
+    before = process_memory_mb("VmRSS")
     t = time.perf_counter()
     model = load_model(spec, **options)
     load_s = time.perf_counter() - t
@@ -54,7 +58,7 @@ def _measure(spec: str, options: dict[str, Any], seconds: float) -> dict[str, An
     t = time.perf_counter()
     model.predict([x], rngs)
     rtf = (time.perf_counter() - t) / seconds
-    peak = _status_mb("VmHWM")
+    peak = process_memory_mb("VmHWM")
     return {"peak_ram_mb": round(peak - before, 1), "real_time_factor": round(rtf, 5),
             "load_seconds": round(load_s, 3), "profiled_seconds": seconds}
 

@@ -1,12 +1,14 @@
 """The results document (``results.json``) and what every renderer reads from it.
 
-Schema ``sertest/results@1`` (documented in docs/results-schema.md):
+Schema ``sertest/results@3`` (documented in docs/results-schema.md):
 
 * ``schema``, ``sertest_version``, ``seed``, ``suite``, ``dataset``, ``reference``;
 * ``models``: ``[{name, role (candidate|baseline|reference), fingerprint, info}]``;
 * ``tests``: one entry per test x model x dimension: ``{test, check, topic, model,
-  dimension, description, verdict, measurements: [{metric, group, value, ci, n, threshold,
-  verdict}], plots?, notes?, error?, reason?}``;
+  dimension, description, verdict, measurements: [{metric, group, slice, value, ci, n,
+  threshold, verdict}], plots?, notes?, error?, reason?}``: ``slice`` maps facets
+  (``group``, ``condition``, ``bin``, ``class``, ... see ``checks.base.FACETS``) to values
+  and ``group`` is its display label (``checks.base.slice_label``);
 * ``items``: ``{total, errors: [{id, file, stage, error, condition, model}]}``;
 * ``summary``: ``{models: {NAME: {score, topics: {topic: score}, counts: {verdict: n}}}}``.
 
@@ -31,14 +33,27 @@ from .errors import DataError
 from .published import make_finite, make_relative
 from .vocabulary import TOPICS
 
-SCHEMA = "sertest/results@2"
-#: older schemas that can still be read (rendered, compared)
-READABLE = (SCHEMA, "sertest/results@1")
+SCHEMA = "sertest/results@3"
+#: older schemas that can still be read (rendered, compared; :func:`migrate` adds what
+#: they lack)
+READABLE = (SCHEMA, "sertest/results@2", "sertest/results@1")
+#: metrics of older documents whose ``group`` names one facet (see :func:`older_slice`);
+#: the other labelled measurements of those documents are per condition
+_OLDER_FACET = {"relative_difference_per_class": "class", "class_proportion_mae": "class",
+                "spearman": "class", "recall_per_class": "class", "precision_per_class": "class",
+                "proportion_in_range": "category", "holds": "expectation",
+                "mean_change": "expectation", "slice_error_difference": "subset"}
 _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 #: an array whose items are all numbers (or null/true/false), spread over several lines
 #: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
 _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
 _SPACE = __import__("re").compile(r"\s+")
+_STRING = r'"(?:[^"\\\n]|\\.)*"'
+#: an object whose members are all scalars (a measurement's ``slice``, ``power``, ...), spread
+#: over several lines; a line break followed by indentation never occurs inside a JSON string
+_FLAT_OBJECT = __import__("re").compile(
+    r"\{((?:\n\s*" + _STRING + r": (?:" + _STRING + "|" + _NUMBER + r"),?)+)\n\s*\}")
+_BREAK = __import__("re").compile(r"\n\s*")
 log = logging.getLogger("sertest")
 #: the command line of this process, as the front end ran it (set by sertest.cli); kept in
 #: timings.json (it names output folders, so it never enters the byte-identical results.json)
@@ -110,6 +125,56 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     return {"models": out}
 
 
+def older_slice(measurement: dict[str, Any], entry: dict[str, Any]) -> dict[str, str]:
+    """The structured ``slice`` of a measurement of a ``results@1`` or ``@2`` document,
+    derived from its ``group`` label (the one place an old label is taken apart).
+
+    Fairness cells carried their facets in ``extra`` (``group``, ``context``, ``bin``,
+    ``class``); without them the label ``GROUP[ / CONTEXT] / BIN-or-CLASS`` is split (a
+    last part with a digit is a bin, e.g. ``(-inf, 0.25]``, else a class).
+    Other tests' labels name one facet, known from the metric.
+
+    >>> older_slice({"metric": "ccc_difference", "group": "babble"}, {"topic": "robustness"})
+    {'condition': 'babble'}
+    >>> older_slice({"metric": "bin_share_difference", "group": "female / 0.25-0.5"},
+    ...             {"topic": "fairness"})
+    {'group': 'female', 'bin': '0.25-0.5'}
+    >>> older_slice({"metric": "breakdown_snr_db", "group": "down"}, {"topic": "robustness"})
+    {'side': 'down'}
+    >>> older_slice({"metric": "ccc", "group": None}, {"topic": "correctness"})
+    {}
+    """
+    label = measurement.get("group")
+    if label is None:
+        return {}
+    label = str(label)
+    extra = measurement.get("extra") or {}
+    if "group" in extra:
+        return {f: str(extra[f]) for f in ("group", "context", "class", "bin") if f in extra}
+    if entry.get("topic") == "fairness":
+        parts = label.split(" / ")
+        cell = dict(zip(("group", "context"), parts[:-1] if len(parts) > 1 else parts))
+        if len(parts) > 1:
+            cell["bin" if any(ch.isdigit() for ch in parts[-1]) else "class"] = parts[-1]
+        return cell
+    metric = str(measurement.get("metric", ""))
+    facet = _OLDER_FACET.get(metric, "side" if metric.startswith("breakdown_") else "condition")
+    return {facet: label}
+
+
+def migrate(doc: dict[str, Any]) -> dict[str, Any]:
+    """Give the measurements of an older document (``results@1``, ``@2``) the ``slice``
+    field of ``results@3`` (:func:`older_slice`), in place; its ``schema`` stays what was
+    read.  A current document is returned untouched."""
+    if doc.get("schema") == SCHEMA:
+        return doc
+    for entry in doc.get("tests") or []:
+        for m in entry.get("measurements") or []:
+            if isinstance(m, dict) and "slice" not in m:
+                m["slice"] = older_slice(m, entry)
+    return doc
+
+
 class Results:
     """A results document with helpers for front ends (CLI, pytest plugin, reports)."""
 
@@ -125,7 +190,7 @@ class Results:
         # what is published holds finite numbers only and no absolute paths of this machine;
         # the roots the paths are relative to stay in timings.json (see sertest/published.py)
         make_finite(doc)
-        self.doc = doc
+        self.doc = migrate(doc)
         self.timings = dict(timings or {})
         if COMMAND and "command" not in self.timings:
             self.timings["command"] = COMMAND
@@ -137,7 +202,8 @@ class Results:
         #: renderers that raised when the folder was last written
         #: (:func:`sertest.report.write_results`): [(name, "Type: message", traceback)]
         self.render_failures: list[tuple[str, str, str]] = []
-        #: bootstrap replicates per cell ("model|test|dimension|metric|group" -> array),
+        #: bootstrap replicates per cell ("model|test|dimension|metric|group" -> array, the
+        #: group being the slice's display label, empty for the whole set),
         #: written to replicates.npz; every model saw the same resamples, so differences of
         #: two models' replicates are paired bootstraps of their difference
         self.replicates = replicates or {}
@@ -190,11 +256,14 @@ class Results:
 
     # -- I/O ------------------------------------------------------------------------
     def to_json(self) -> str:
-        """Indented JSON with arrays of numbers (plot data) kept on one line each."""
+        """Indented JSON with arrays of numbers (plot data) and objects of scalars (a
+        measurement's ``slice``, ``power``) kept on one line each."""
         text = json.dumps(self.doc, indent=1, sort_keys=False, ensure_ascii=False,
                           allow_nan=False)
-        return _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
-                               text) + "\n"
+        text = _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
+                               text)
+        return _FLAT_OBJECT.sub(lambda m: "{" + _BREAK.sub(" ", m.group(1)).strip() + "}",
+                                text) + "\n"
 
     @property
     def data_root(self) -> str | None:

@@ -38,7 +38,7 @@ PACKAGE_DIR = os.path.dirname(sertest.__file__)
 #: longest matching prefix; every module must belong to one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("sertest._version", "sertest.vocabulary", "sertest.errors",
-                    "sertest.seeding", "sertest._builtins")),
+                    "sertest.seeding", "sertest._builtins", "sertest.figures")),
     ("numerics", ("sertest.stats", "sertest.metrics", "sertest.audio")),
     ("inputs", ("sertest.data", "sertest.models", "sertest.features", "sertest.perturb")),
     ("checks", ("sertest.checks", "sertest.suite")),
@@ -228,7 +228,8 @@ def test_known_exceptions_still_exist_and_are_needed():
 
 
 def test_leaf_modules_import_nothing_from_sertest():
-    for leaf in ("sertest._version", "sertest.vocabulary", "sertest.errors", "sertest.seeding"):
+    for leaf in ("sertest._version", "sertest.vocabulary", "sertest.errors", "sertest.seeding",
+                 "sertest.figures"):
         assert not GRAPH[leaf], f"{leaf} must stay a leaf, imports {sorted(GRAPH[leaf])}"
 
 
@@ -266,7 +267,10 @@ def test_compatibility_names_are_the_vocabulary():
 DOCTEST_MODULES = ("sertest", "sertest.vocabulary", "sertest._version", "sertest.metrics",
                    "sertest.stats.bootstrap", "sertest.stats.inference", "sertest.seeding",
                    "sertest.checks.registry", "sertest.perturb.registry", "sertest.checks.verdict",
-                   "sertest.models", "sertest.data.dataset")
+                   "sertest.models", "sertest.data.dataset", "sertest.report.numbers",
+                   "sertest.results", "sertest.checks.base", "sertest.figures",
+                   "sertest.checks.metric_info", "sertest.report", "sertest.report.display",
+                   "sertest.report.compare")
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

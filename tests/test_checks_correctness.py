@@ -320,4 +320,4 @@ def test_plot_data_has_shapes_the_report_draws():
                 kind = detect(name, data)
                 assert kind != "unknown", (test_id, target, name)
                 seen.add(kind)
-    assert {"scatter", "histogram", "confusion", "speakers", "rank", "groups", "family"} <= seen
+    assert {"scatter", "histogram", "confusion", "speakers", "ranks", "shares", "categories"} <= seen

@@ -159,13 +159,13 @@ def test_where_restricts_a_test_to_matching_items(tiny_data, tmp_path):
 
 
 def test_efficiency_profile_measures_the_model_alone(tiny_data, onnx_model):
-    from sertest.efficiency import _status_mb
+    from sertest.efficiency import process_memory_mb
 
     res = audit([onnx_model], str(tiny_data), "smoke", cache=False, profile=True)
     prof = res.timings["efficiency"]["m"]
     assert prof["parameters"] == 5 and prof["file_size"] > 0
     # a fresh process: its peak is the model's, not this (much larger) test process's
-    assert 0 < prof["peak_ram_mb"] < _status_mb("VmHWM")
+    assert 0 < prof["peak_ram_mb"] < process_memory_mb("VmHWM")
     assert 0 < prof["real_time_factor"] < 1
 
 

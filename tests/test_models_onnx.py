@@ -135,22 +135,27 @@ def test_random_baselines_are_seeded_per_item():
     assert np.allclose(p.mean(0), 0.25, atol=0.03)
 
 
+def _threads(model) -> int:
+    """The intra-op threads of the model's ONNX Runtime session, as onnxruntime reports them."""
+    return model.session.get_session_options().intra_op_num_threads
+
+
 def test_session_threads_follow_the_engine_unless_fixed(tmp_path, monkeypatch):
     monkeypatch.delenv("SERTEST_THREADS", raising=False)
     path = make_onnx_model(os.fspath(tmp_path / "m.onnx"))
     m = load_model(path)
-    assert m._session_threads is None  # onnxruntime's default until the engine says
+    assert _threads(m) == 0  # onnxruntime's default (0) until the engine says
     x = [np.random.default_rng(0).standard_normal(8000).astype(np.float32)]
     before = m.predict(x)
     m.use_threads(1)  # what the engine asks: one thread per call, calls in parallel
-    assert m._session_threads == 1
+    assert _threads(m) == 1
     np.testing.assert_array_equal(m.predict(x), before)
     m.use_threads(3)
-    assert m._session_threads == 3
+    assert _threads(m) == 3
     monkeypatch.setenv("SERTEST_THREADS", "2")
     fixed = load_model(path)
     fixed.use_threads(1)
-    assert fixed._session_threads == 2  # the user's choice wins
+    assert _threads(fixed) == 2  # the user's choice wins
 
 
 def test_equal_length_signals_are_stacked_at_most_max_batch_at_a_time():

@@ -15,7 +15,7 @@ from scipy.signal import butter, correlate, csd, freqz, lfilter, sosfiltfilt, we
 
 from sertest.errors import DataError, UsageError
 from sertest.perturb import from_spec, registry
-from sertest.perturb.codecs import _amr_codec, codec_alignment
+from sertest.perturb.codecs import amr_nb_codec, codec_alignment
 from sertest.perturb.filters import tilt_fir
 from sertest.perturb.measure import measured_snr_db
 from sertest.perturb.noise import AdditiveNoise
@@ -324,7 +324,7 @@ def test_amr_polarity_and_delay_compensated(seed, sr, bitrate):
     with pytest.raises(AssertionError):  # the check does see a polarity error
         assert_aligned_same_polarity(-y, x, sr)
     # and there was a delay to compensate: opencore AMR-NB is about 5 ms late
-    delay_s, _ = codec_alignment(("amr_nb", bitrate), partial(_amr_codec, bitrate=bitrate), 8000)
+    delay_s, _ = codec_alignment(("amr_nb", bitrate), partial(amr_nb_codec, bitrate=bitrate), 8000)
     assert 0.004 < delay_s < 0.006
 
 

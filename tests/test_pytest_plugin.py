@@ -31,7 +31,7 @@ from sertest import audit
 from sertest.models import load_model
 from sertest.pytest_baseline import (Baseline, CompareRule, Delta, direction, dumps,
                                      measurement_key, rule_for, worsening)
-from sertest.pytest_plugin import _looks_like_suite
+from sertest.pytest_plugin import looks_like_suite
 from tests.helpers import make_onnx_model
 
 pytest_plugins = ["pytester"]
@@ -181,7 +181,7 @@ def test_suite_files_are_recognised_by_content(tmp_path):
     found = set()
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
-        if _looks_like_suite(tmp_path / name):
+        if looks_like_suite(tmp_path / name):
             found.add(name)
     assert found == {"suite.yaml", "short.yml"}
 

@@ -377,9 +377,9 @@ def test_report_renders_offline_without_errors(report_dir, browser, workdir):
     assert n_svg >= 20
     for cls in ("scatter", "hist", "heat", "speakers", "ranks", "change", "dose", "dist", "props", "bars"):
         assert browser.js("return document.querySelectorAll('svg.' + arguments[0]).length", cls) > 0, cls
-    # the candidate's unknown plot shows its data; the random baseline's robustness plots are
-    # left out of the page (noise about noise), so its copy of it is not drawn
-    assert browser.js("return document.querySelectorAll('pre.raw').length") == 1
+    # the candidate's plot of an unknown kind and its malformed one show their data; the random
+    # baseline's robustness plots are left out of the page (noise about noise)
+    assert browser.js("return document.querySelectorAll('pre.raw').length") == 2
     # the gallery embeds clean/perturbed audio the browser can decode
     # as Opus (a tenth of WAV); only the first pair also carries a WAV source, the fallback for
     # browsers without Opus
@@ -536,7 +536,7 @@ def test_compare_cli_shows_each_tests_change(workdir, report_dir, browser, capsy
                 f"{bm['metric'].replace('_', chr(92) + '_')} |")]
             assert len(row) == 1, (t["test"], t["dimension"], bm["metric"])
             assert f"{'+' if delta > 0 else ''}{delta:.3f}" in row[0]
-            want = compare_mod._direction(bm["threshold"], bm["value"], cm["value"])
+            want = compare_mod.direction(bm["threshold"], bm["value"], cm["value"])
             assert {"better": "▲ better", "worse": "▼ worse", "same": "= same",
                     "n/a": ""}[want] in row[0]
     changed = [(e["test"], e["dimension"]) for e in cand["tests"] if e["model"] == "m2" and any(
@@ -552,12 +552,12 @@ def test_compare_direction_follows_the_threshold():
     gt = {"op": ">", "value": 0.5, "absolute": False}
     lt = {"op": "<", "value": 0.1, "absolute": False}
     ab = {"op": "<", "value": 0.075, "absolute": True}
-    assert compare_mod._direction(gt, 0.4, 0.6) == "better"
-    assert compare_mod._direction(lt, 0.4, 0.6) == "worse"
-    assert compare_mod._direction(ab, -0.2, 0.1) == "better"
-    assert compare_mod._direction(ab, 0.05, -0.1) == "worse"
-    assert compare_mod._direction(None, 0.05, 0.1) == "n/a"
-    assert compare_mod._direction(gt, 0.5, 0.5) == "same"
+    assert compare_mod.direction(gt, 0.4, 0.6) == "better"
+    assert compare_mod.direction(lt, 0.4, 0.6) == "worse"
+    assert compare_mod.direction(ab, -0.2, 0.1) == "better"
+    assert compare_mod.direction(ab, 0.05, -0.1) == "worse"
+    assert compare_mod.direction(None, 0.05, 0.1) == "n/a"
+    assert compare_mod.direction(gt, 0.5, 0.5) == "same"
 
 
 def test_unknown_and_broken_plots_never_break_rendering():

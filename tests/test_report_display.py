@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sertest.pytest_plugin import _headline, failure_text, skip_reason
+from sertest.pytest_plugin import failure_text, headline, skip_reason
 from sertest.report import display, html, junit, markdown, svg, terminal
 from sertest.report.plots import render_plots
 from sertest.results import SCHEMA, Results
@@ -354,9 +354,9 @@ def test_plugin_texts_show_gated_flags_and_the_failing_measurement_first(doc):
     assert "note: confound: group female is one speaker" in text
     crash = failure_text(doc, by["model_health", "all", "cand"], "model_health for model 'cand'")
     assert "crashed: the model failed 4 of 120" in crash and "i07 (white_noise 20 dB)" in crash
-    assert _headline(by["robustness_noise", "arousal", "cand"], [], doc).endswith(
+    assert headline(by["robustness_noise", "arousal", "cand"], [], doc).endswith(
         "[uninformative] [clipped]")
-    assert _headline(by["fairness_sex", "valence", "cand"], [], doc).startswith(
+    assert headline(by["fairness_sex", "valence", "cand"], [], doc).startswith(
         "not competent on valence")
     skipped = skip_reason(doc, by["fairness_pitch", "arousal", "cand"], "w")
     assert skipped == "sertest skipped: w: too few speakers per pitch group"

@@ -191,3 +191,67 @@ def test_committed_robust_model_matches_its_card(path, key):
     held = set(head["training"]["held_out_speakers"])
     assert set(card["split"]["held_out_speakers"]) == held
     assert not held & set(card["split"]["train_speakers"])
+
+
+# -- the consistent variant's fine-tuning ---------------------------------------------------
+
+def _pairs(n: int = 8, seconds: float = 1.0):
+    rng = derive_rng(3, "pairs")
+    t = np.arange(int(16000 * seconds)) / 16000
+    clean = [(0.1 * (1 + np.sin(2 * np.pi * (2 + k) * t)) * rng.standard_normal(t.size))
+             .astype(np.float32) for k in range(n)]
+    pert = [(x + 0.05 * rng.standard_normal(x.size)).astype(np.float32) for x in clean]
+    targets = rng.uniform(0.2, 0.8, (n, 3))
+    return clean, pert, np.arange(n), targets
+
+
+def _pair_change(model, clean, pert) -> float:
+    import torch
+    with torch.inference_mode():
+        a = model(torch.from_numpy(np.stack(clean)))
+        b = model(torch.from_numpy(np.stack(pert)))
+    return float((a - b).abs().mean())
+
+
+def test_consistency_fine_tuning_is_seeded_and_pulls_the_pair_together():
+    torch = pytest.importorskip("torch")
+    import robust
+    from sertest.models.arch import wav2small_paper
+
+    clean, pert, source, targets = _pairs()
+    torch.manual_seed(0)
+    start = wav2small_paper().state_dict()
+    trained = {}
+    for key, weight in (("a", 30.0), ("b", 30.0), ("none", 0.0)):
+        model = wav2small_paper()
+        model.load_state_dict(start)
+        robust.train_consistent(model, clean, pert, source, targets, name="test", epochs=4,
+                                batch_size=4, lr=1e-2, seed=0, max_seconds=1.0,
+                                weight=weight, log=lambda _: None)
+        trained[key] = model
+    # the same seed, data and start give the same weights
+    for (k, v), w in zip(trained["a"].state_dict().items(), trained["b"].state_dict().values()):
+        assert torch.equal(v, w), k
+    # the consistency term is what brings a pair's predictions together
+    assert (_pair_change(trained["a"], clean, pert)
+            < _pair_change(trained["none"], clean, pert))
+
+
+def test_read_audit_merges_one_audit_per_model(tmp_path):
+    import robust
+
+    for name, score in (("wav2small", 0.5), ("wav2small-robust", 0.7)):
+        folder = tmp_path / name
+        folder.mkdir()
+        doc = {"suite": {"name": "default"}, "seed": 0, "tests": [],
+               "summary": {"models": {name: {"score": score, "topics": {"robustness": score}}}}}
+        (folder / "results.json").write_text(json.dumps(doc))
+    merged = robust.read_audit([str(tmp_path / "wav2small"), str(tmp_path / "wav2small-robust")])
+    assert set(merged["models"]) == {"wav2small", "wav2small-robust"}
+    assert merged["models"]["wav2small-robust"]["topics"]["robustness"] == 0.7
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps({"suite": {"name": "quick"}, "seed": 0,
+                                                     "summary": {"models": {}}}))
+    with pytest.raises(SystemExit, match="differ in suite or seed"):
+        robust.read_audit([str(tmp_path / "wav2small"), str(other)])

@@ -178,7 +178,7 @@ def test_compare_fail_on_regression_sets_the_exit_code(audits, capsys):
     assert main(["compare", dirs[0], dirs[0], "--out", out, "--fail-on", "regression"]) == 0
     assert "0 regression(s): exit 0" in capsys.readouterr().out
     # a worse candidate: its verdicts and clear changes are regressions -> exit 1
-    runs = [compare_mod._load(dirs[0]), compare_mod._load(dirs[1])]
+    runs = [compare_mod.load_run(dirs[0]), compare_mod.load_run(dirs[1])]
     found = compare_mod.regressions(compare_mod.build(runs))
     code = main(["compare", dirs[0], dirs[1], "--out", out, "--fail-on", "regression"])
     assert code == (1 if found else 0)
@@ -190,7 +190,7 @@ def test_compare_fail_on_regression_sets_the_exit_code(audits, capsys):
 
 def test_compare_md_fits_a_pull_request_comment(audits):
     d, dirs = audits
-    runs = [compare_mod._load(dirs[0]), compare_mod._load(dirs[1])]
+    runs = [compare_mod.load_run(dirs[0]), compare_mod.load_run(dirs[1])]
     comps = compare_mod.build(runs)
     full = compare_mod.render_markdown(runs, comps, [])
     n_rows = sum(len(mc.rows) for mc in comps)

@@ -23,7 +23,7 @@ def _cells(values, se, rng, threshold="abs < 0.1", n_boot=400, n=100):
     out = []
     for j, v in enumerate(values):
         reps = v + noise[:, j]
-        out.append(Measurement("d", float(v), group=f"g{j}", n=n, threshold=th,
+        out.append(Measurement("d", float(v), slice={"group": f"g{j}"}, n=n, threshold=th,
                                ci=stats.percentile_interval(reps, 0.95), replicates=reps))
     return out
 
@@ -196,7 +196,7 @@ def test_two_copies_of_one_model_get_identical_numbers_and_a_constant_never_pass
 
 
 def test_compare_reports_paired_p_values(tiny_data, onnx_model, tmp_path):
-    from sertest.report.compare import _load, build
+    from sertest.report.compare import build, load_run
     from tests.helpers import make_onnx_model
 
     worse = make_onnx_model(str(tmp_path / "w.onnx"), labels=("valence", "arousal", "dominance"))
@@ -207,7 +207,7 @@ def test_compare_reports_paired_p_values(tiny_data, onnx_model, tmp_path):
         audit([f"m={path}"], str(tiny_data), suite, cache=False, out=outs[label],
               renderers=(), baselines=False)
     assert os.path.exists(os.path.join(outs["base"], "replicates.npz"))
-    runs = [_load(outs["base"]), _load(outs["same"]), _load(outs["worse"])]
+    runs = [load_run(outs["base"]), load_run(outs["same"]), load_run(outs["worse"])]
     (mc,) = build(runs)
     ccc = next(r for r in mc.rows if r.dimension == "arousal" and r.metric == "ccc")
     same, worse_cell = ccc.cells

@@ -205,6 +205,7 @@ def robust_section(m: dict[str, Any]) -> list[str]:
     check = m.get("check", {})
     chosen = m.get("exported_variant", "–")
     exported = models.get(f"wav2small-robust-{chosen}", {})
+    ft = exported.get("fine_tuning", {})
     ck = check.get("wav2small-robust", {})
     q = check.get("wav2small-robust-int8", {})
     timing = m.get("timing", {})
@@ -222,10 +223,15 @@ def robust_section(m: dict[str, Any]) -> list[str]:
         "condition's parameter). Their random streams start with the key "
         f"`{m.get('augmentation_stream', '–')}`, which no audit stream uses.")
     add("")
-    add(f"- Targets: `{chosen}` — "
-        + ("each perturbed rendition is labelled with the teacher's output for the clean "
-           "item (the student learns to undo the perturbation)." if chosen == "clean" else
-           "the teacher labels each perturbed rendition itself."))
+    add(f"- Targets: `{chosen}` — " + {
+        "clean": "each perturbed rendition is labelled with the teacher's output for the "
+                 "clean item (the student learns to undo the perturbation).",
+        "consistent": "the `perturbed` variant (below) fine-tuned on (clean, perturbed) "
+                      "pairs of the same item cropped at the same offset, both labelled "
+                      "with the teacher's output for the clean item, with a consistency "
+                      "term on the difference of the pair's predictions "
+                      "(`examples/distill/robust.py`, `train_consistent`).",
+    }.get(chosen, "the teacher labels each perturbed rendition itself."))
     add(f"- Held-out speakers: the teacher's own ({', '.join(split.get('held_out_speakers', []))}"
         f"; {split.get('n_held_out', '–')} items of the current corpus). Training: "
         f"{split.get('n_train', '–')} items of {len(split.get('train_speakers', []))} "
@@ -239,7 +245,12 @@ def robust_section(m: dict[str, Any]) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in m.get("perturbation_counts", {}).items()) + ".")
     add(f"- Recipe: {r.get('epochs', '–')} epochs, batch {r.get('batch_size', '–')}, "
         f"learning rate {r.get('lr', '–')} (one cycle), {r.get('max_seconds', '–')} s crops, "
-        "CCC loss.")
+        "CCC loss."
+        + ("" if chosen != "consistent" else
+           f" Fine-tuning (`consistent`): {ft.get('epochs', '–')} epochs from the "
+           f"`perturbed` weights, batch {ft.get('batch_size', '–')} pairs, learning rate "
+           f"{ft.get('lr', '–')} (one cycle), loss CCC(clean) + CCC(perturbed) + "
+           f"{ft.get('weight', '–')} · mean((f(perturbed) − f(clean))²) / 0.05²."))
     add(f"- Parameters: {_num(exported.get('parameters'))} ({_num(exported.get('trainable'))} "
         f"trainable, {_num(exported.get('frozen'))} frozen front end); ONNX initializers: "
         f"{_num(ck.get('info_parameters'))}. File sizes: {_kb(ck.get('onnx_bytes'))}; int8 "
@@ -308,6 +319,19 @@ def robust_section(m: dict[str, Any]) -> list[str]:
             add(f"Issue target (robustness topic at least 0.15 higher, clean CCC against the "
                 f"teacher at most 0.03 lower on every dimension): **{'met' if met else 'not met'}**"
                 f" — robustness topic {gain:+.3f}, largest clean-CCC loss {loss:+.3f}.")
+            other = {t: audit["models"]["wav2small-robust"]["topics"].get(t, 0.0)
+                     - audit["models"]["wav2small"]["topics"].get(t, 0.0)
+                     for t in ("correctness", "fairness")}
+            add("The target does not cover the other topics: "
+                + ", ".join(f"{t} {d:+.3f}" for t, d in other.items())
+                + ". The audit judges correctness and fairness against the corpus's "
+                "nominal labels, where the student's figures differ from its agreement "
+                "with the teacher: on the held-out speakers, CCC against the nominal "
+                "labels (arousal / dominance / valence) is "
+                + " / ".join(_fig(exported.get("ccc_nominal"), d) for d in DIMS)
+                + " against wav2small's "
+                + " / ".join(_fig(models.get("wav2small", {}).get("ccc_nominal"), d)
+                             for d in DIMS) + ".")
             add("")
         tests = sorted({t for a in audit["models"].values() for t in a.get("robustness_tests", {})})
         if tests:

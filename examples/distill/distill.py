@@ -439,12 +439,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="with 'students': train only these (repeatable)")
     ap.add_argument("--quick", action="store_true",
                     help="2 epochs per model: a smoke test of the pipeline, not the recipe")
-    ap.add_argument("--variant", choices=["both", "perturbed", "clean"], default="both",
+    ap.add_argument("--variant", choices=["all", "both", "perturbed", "clean", "consistent"],
+                    default="all",
                     help="with 'robust': targets for the perturbed audio -- the teacher's "
-                    "output for it (perturbed), for the clean item (clean), or train both")
-    ap.add_argument("--audit", metavar="DIR",
+                    "output for it (perturbed), for the clean item (clean), clean targets "
+                    "with a paired consistency term fine-tuned from perturbed (consistent), "
+                    "or train all of them ('both' is an old name of 'all')")
+    ap.add_argument("--audit", metavar="DIR", action="append",
                     help="with 'robust'/'robust-card': the --out folder of a sertest run of "
-                    "wav2small and wav2small-robust; its robustness figures go on the card")
+                    "wav2small and wav2small-robust (repeat it for one audit per model); its "
+                    "robustness figures go on the card")
     args = ap.parse_args(argv)
     setup_torch(args.threads)
     ctx = Context(args)
@@ -463,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             step_robust(ctx, args.variant, args.audit, quantize=quantize_wav2small)
         elif s == "robust-export":
             from robust import EXPORTED, step_robust_export
-            step_robust_export(ctx, EXPORTED if args.variant == "both" else args.variant,
+            step_robust_export(ctx, EXPORTED if args.variant in ("all", "both") else args.variant,
                                quantize=quantize_wav2small)
         elif s == "robust-card":
             step_robust_card(ctx, args.audit)

@@ -31,6 +31,40 @@ class Request:
     ids: list[str] | None = None  # None = every item of the dataset
 
 
+#: the facets a measurement's :attr:`Measurement.slice` may name, in display order:
+#: ``group`` a speaker group (``female``, an intersection ``female & young``), ``context``
+#: the context a group is compared in (fairness ``shift``), ``condition`` a perturbation or
+#: recording condition (``babble``), ``expectation`` a metamorphic expectation's label,
+#: ``side`` the side of a two-sided dose sweep (``down``, ``up``), ``subset`` a discovered
+#: slice (``gender=female & snr<5``), ``category`` an emotion category the items carry,
+#: ``class`` an emotion class, ``bin`` a bin of a [0, 1] dimension (``0.25-0.5``)
+FACETS = ("group", "context", "condition", "expectation", "side", "subset", "category",
+          "class", "bin")
+#: joins the facet values of a slice into its display label
+LABEL_SEP = " / "
+
+
+def slice_label(cell: dict[str, str] | None) -> str | None:
+    """The display label of a measurement's slice: its facet values in :data:`FACETS` order,
+    joined by ``" / "``; ``None`` for the whole set.  The one place the label is made (it is
+    the ``group`` of results.json and the last part of a replicates key
+    ``model|test|dimension|metric|group``).
+
+    >>> slice_label({"bin": "0.25-0.5", "group": "female"})
+    'female / 0.25-0.5'
+    >>> slice_label({"condition": "babble"})
+    'babble'
+    >>> slice_label({}) is None
+    True
+    """
+    if not cell:
+        return None
+    unknown = sorted(set(cell) - set(FACETS))
+    if unknown:
+        raise ValueError(f"unknown slice facet(s) {', '.join(unknown)}; known: {', '.join(FACETS)}")
+    return LABEL_SEP.join(str(cell[f]) for f in FACETS if f in cell)
+
+
 @dataclass
 class Measurement:
     """One measured number, before or after judging.
@@ -38,8 +72,9 @@ class Measurement:
     Attributes:
         metric: metric id, e.g. ``ccc`` or ``ccc_difference``.
         value: the measured value (NaN if it could not be computed).
-        group: what it was measured on: a group (``female``), a condition (``babble``),
-            a bin (``0.25-0.5``) or a class (``anger``); ``None`` for the whole set.
+        slice: what it was measured on, facet -> value (facets in :data:`FACETS`), e.g.
+            ``{"group": "female", "bin": "0.25-0.5"}``, ``{"condition": "babble"}`` or
+            ``{"class": "anger"}``; empty for the whole set.  :attr:`group` is its label.
         ci: (low, high) bootstrap confidence interval (marginal), if computed.
         n: number of items it rests on.
         threshold, verdict: filled in by judging.
@@ -47,7 +82,7 @@ class Measurement:
 
     metric: str
     value: float
-    group: str | None = None
+    slice: dict[str, str] = field(default_factory=dict)
     ci: tuple[float, float] | None = None
     n: int | None = None
     threshold: Threshold | None = None
@@ -61,8 +96,14 @@ class Measurement:
     ci_simultaneous: tuple[float, float] | None = None
     power: dict[str, Any] | None = None
 
+    @property
+    def group(self) -> str | None:
+        """The slice's display label (:func:`slice_label`); ``None`` for the whole set."""
+        return slice_label(self.slice)
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"metric": self.metric, "group": self.group,
+                             "slice": {f: str(self.slice[f]) for f in FACETS if f in self.slice},
                              "value": _num(self.value),
                              "ci": [_num(c) for c in self.ci] if self.ci else None,
                              "n": self.n,
@@ -271,5 +312,5 @@ def _plain(x: Any) -> Any:
     return x
 
 
-__all__ = ["Check", "Context", "DIMENSIONS", "EMOTION", "Measurement", "Outcome", "Request",
-           "register", "registry"]
+__all__ = ["Check", "Context", "DIMENSIONS", "EMOTION", "FACETS", "Measurement", "Outcome",
+           "Request", "register", "registry", "slice_label"]

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import metrics, stats
+from .. import figures, metrics, stats
 from ..errors import UsageError
 from ..perturb import from_spec
 from ..perturb.base import Perturbation
@@ -227,6 +227,7 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
         classes: the audited model's classes (emotion truth outside them is left out).
     """
     res = PairResult()
+    cell = {"condition": group}  # the measurements' slice
     common = base.index.intersection(other.index, sort=False)
     base, other = base.loc[common], other.loc[common]
     res.base, res.other = base, other
@@ -239,7 +240,7 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
             t = t[t.isin(list(classes))]
         idx = common.intersection(t.index, sort=False)
         if len(idx) < 3:
-            res.measurements.append(Measurement(want["change"], math.nan, group=group,
+            res.measurements.append(Measurement(want["change"], math.nan, slice=cell,
                                                 n=len(idx)))
             res.notes.append(f"{group}: only {len(idx)} items with truth and both predictions")
         else:
@@ -252,11 +253,11 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
             ci, reps = bootstrap_interval(ctx, key, len(idx), lambda rng: difference_replicates(
                 metric, tt, bb, oo, n_boot=ctx.n_boot, rng=rng, groups=g)) \
                 if math.isfinite(value) else (None, None)
-            res.measurements.append(Measurement(want["change"], value, group=group, ci=ci,
+            res.measurements.append(Measurement(want["change"], value, slice=cell, ci=ci,
                                                 n=len(idx), replicates=reps))
     if "unchanged" in want:
         if n == 0:
-            res.measurements.append(Measurement(want["unchanged"], math.nan, group=group, n=0))
+            res.measurements.append(Measurement(want["unchanged"], math.nan, slice=cell, n=0))
             res.notes.append(f"{group}: no predictions to compare (see item errors)")
         else:
             if emotion:
@@ -273,7 +274,7 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
             if ci is not None:  # the bootstrap collapses at 0 and 1: widen by Wilson's
                 w_lo, w_hi = wilson_interval(value, n, ctx.confidence)
                 ci = (min(ci[0], w_lo), max(ci[1], w_hi))
-            res.measurements.append(Measurement(want["unchanged"], value, group=group, ci=ci,
+            res.measurements.append(Measurement(want["unchanged"], value, slice=cell, ci=ci,
                                                 n=n, replicates=reps,
                                                 extra={"interval": "bootstrap widened to "
                                                        "Wilson's score interval"}))
@@ -292,7 +293,7 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
                 fn, r, m, n_boot=ctx.n_boot, rng=rng, groups=g)) \
                 if math.isfinite(value) else (None, None)
             res.measurements.append(Measurement(
-                want["fidelity"], value, group=group, ci=ci, n=len(idx), replicates=reps,
+                want["fidelity"], value, slice=cell, ci=ci, n=len(idx), replicates=reps,
                 extra={"measure": "label agreement" if emotion else "ccc",
                        "reference": ctx.reference}))
     if n:
@@ -349,9 +350,10 @@ def plot_data(res: PairResult, target: str, classes) -> dict[str, Any]:
 def robustness_plots(target: str, tolerance: float, per_condition: list[dict],
                      unchanged: dict[str, Any], worst: list[dict]) -> dict[str, Any]:
     """The plot data of a robustness test (the report's "robustness" kind)."""
-    return plain({"kind": "robustness", "target": target, "tolerance": tolerance,
-                  "edges": {"baseline": CLEAN_EDGES, "delta": DELTA_EDGES, "value": VALUE_EDGES},
-                  "conditions": per_condition, "unchanged": unchanged, "worst": worst})
+    return plain(figures.robustness(
+        target=target, tolerance=tolerance,
+        edges={"baseline": CLEAN_EDGES, "delta": DELTA_EDGES, "value": VALUE_EDGES},
+        conditions=per_condition, unchanged=unchanged, worst=worst))
 
 
 def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bool,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import metrics, stats
+from .. import figures, metrics, stats
 from ..errors import DataError, UsageError
 from .base import Check, Context, Measurement, Outcome, Request, register
 
@@ -201,6 +201,9 @@ class Regression(_PrimaryCheck):
     description = "CCC, PCC and MAE of predicted against true arousal/dominance/valence"
     kinds = ("regression",)
     metrics = {"ccc": "> 0.5", "pcc": "> 0.5", "mae": "< 0.1"}
+    #: the metric whose whole-set verdict decides whether a model is competent on a
+    #: dimension (the judge's competence gate, :func:`verdict.competence_checks`)
+    competence = "ccc"
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
@@ -215,7 +218,7 @@ class Regression(_PrimaryCheck):
             value, ci, reps = with_ci(ctx, fn, t, p, f"{self.name}/{target}", groups)
             out.measurements.append(Measurement(name, value, ci=ci, n=len(t), replicates=reps))
         tx, px = subsample_points(ctx, f"{self.name}/{target}", t, p)
-        out.plots["scatter"] = {"truth": tx, "prediction": px}
+        out.plots["scatter"] = figures.scatter(truth=tx, prediction=px)
         return out
 
 
@@ -261,8 +264,8 @@ class Distribution(_PrimaryCheck):
             value, ci, reps = with_ci(ctx, jsd, t, p, key, groups)
             out.measurements.append(Measurement("jsd", value, ci=ci, n=len(t),
                                                 extra={"bins": bins}, replicates=reps))
-            out.plots["histogram"] = {"edges": _edges(), "truth": histogram(t),
-                                      "prediction": histogram(p)}
+            out.plots["histogram"] = figures.histogram(edges=_edges(), truth=histogram(t),
+                                                       prediction=histogram(p))
             return out
         labels, kept, dropped = class_labels_for(ctx, model, truth)
         if dropped:
@@ -282,12 +285,12 @@ class Distribution(_PrimaryCheck):
                                         rng=ctx.rng("bootstrap", key, len(t)), groups=groups)
                 ci = stats.percentile_interval(reps, ctx.confidence)
             out.measurements.append(Measurement(
-                "relative_difference_per_class", diffs[c], group=c, ci=ci, n=len(t),
+                "relative_difference_per_class", diffs[c], slice={"class": c}, ci=ci, n=len(t),
                 replicates=reps,
                 extra={"truth_share": float(ti.mean()), "prediction_share": float(pi.mean())}))
-        out.plots["class_distribution"] = {"groups": {
+        out.plots["class_distribution"] = figures.shares(groups={
             "truth": {c: round(float(np.mean(t == c)), 4) for c in cells},
-            "prediction": {c: round(float(np.mean(p == c)), 4) for c in cells}}}
+            "prediction": {c: round(float(np.mean(p == c)), 4) for c in cells}})
         return out
 
 
@@ -383,7 +386,7 @@ class Consistency(_PrimaryCheck):
                 extra = {"level": level, "range": [low, high]}
                 if n < int(self.params["min_samples"]):
                     out.measurements.append(Measurement(
-                        "proportion_in_range", math.nan, group=cat, n=n,
+                        "proportion_in_range", math.nan, slice={"category": cat}, n=n,
                         extra={**extra, "reason": f"only {n} items (min_samples "
                                f"{self.params['min_samples']})"}))
                     continue
@@ -393,8 +396,9 @@ class Consistency(_PrimaryCheck):
                 groups = None if groups_all is None else groups_all[mask]
                 _, ci, reps = with_ci(ctx, _share, np.zeros(n), inside.astype(float),
                                       f"{self.name}/{target}/{cat}", groups)
-                out.measurements.append(Measurement("proportion_in_range", value, group=cat,
-                                                    ci=ci, n=n, extra=extra, replicates=reps))
+                out.measurements.append(Measurement("proportion_in_range", value,
+                                                    slice={"category": cat}, ci=ci, n=n,
+                                                    extra=extra, replicates=reps))
                 expected = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
                 dist[cat] = {"edges": _edges(), "prediction": histogram(values), "n": n,
                              "expected": expected,
@@ -403,7 +407,7 @@ class Consistency(_PrimaryCheck):
             present = sorted(set(cats))
             return Outcome(skipped=f"no item has a category with an expected {target} range "
                            f"(categories present: {present})")
-        out.plots["category_distributions"] = dist
+        out.plots["category_distributions"] = figures.categories(dist)
         return out
 
 
@@ -530,26 +534,27 @@ class SpeakerAverage(_SpeakerCheck):
                     extra={"items": n_items, "reference": "the median speaker average for "
                            "every speaker"}))
             flag = float(self.params["flag"])
-            out.plots["speaker_averages"] = {
-                "speaker": list(means.index), "truth": np.round(t, 4).tolist(),
-                "prediction": np.round(p, 4).tolist(),
-                "n": [int(sizes[s]) for s in means.index], "flag": flag,
-                "flagged": [bool(abs(a - b) > flag) for a, b in zip(t, p)]}
+            out.plots["speaker_averages"] = figures.speakers(
+                speaker=list(means.index), truth=np.round(t, 4).tolist(),
+                prediction=np.round(p, 4).tolist(),
+                n=[int(sizes[s]) for s in means.index], flag=flag,
+                flagged=[bool(abs(a - b) > flag) for a, b in zip(t, p)])
             return out
         pt = _proportions(frame, "truth", labels)
         pp = _proportions(frame, "prediction", labels).reindex(pt.index)
         for c in labels:
             t, p = pt[c].to_numpy(float), pp[c].to_numpy(float)
             value, ci, reps = with_ci(ctx, metrics.mae, t, p, key)
-            out.measurements.append(Measurement("class_proportion_mae", value, group=c, ci=ci,
+            out.measurements.append(Measurement("class_proportion_mae", value,
+                                                slice={"class": c}, ci=ci,
                                                 n=len(t), extra={"items": n_items},
                                                 replicates=reps))
         sizes = frame.groupby("speaker").size()
-        out.plots["speaker_proportions"] = {
+        out.plots["speaker_proportions"] = figures.speakers_per_class({
             c: {"speaker": list(pt.index), "truth": np.round(pt[c].to_numpy(float), 4).tolist(),
                 "prediction": np.round(pp[c].to_numpy(float), 4).tolist(),
                 "n": [int(sizes[s]) for s in pt.index], "flag": float(self.params["flag"])}
-            for c in labels}
+            for c in labels})
         return out
 
 
@@ -599,12 +604,15 @@ class SpeakerRanking(_SpeakerCheck):
             extra = {"items": len(frame)}
             if not np.isfinite(value):
                 extra["reason"] = "constant per-speaker values: no ranking to compare"
-            out.measurements.append(Measurement("spearman", value, group=c, ci=ci, n=len(t),
+            out.measurements.append(Measurement("spearman", value,
+                                                slice={} if c is None else {"class": c},
+                                                ci=ci, n=len(t),
                                                 extra=extra, replicates=reps))
             ranks[c] = {"names": list(t_s.index), "truth": np.round(t, 4).tolist(),
                         "prediction": np.round(p, 4).tolist()}
         # rank against rank (the report draws the top and bottom quarter boxes)
-        out.plots["ranks"] = ranks[None] if None in ranks else ranks
+        out.plots["ranks"] = (figures.ranks(**ranks[None]) if None in ranks
+                             else figures.ranks_per_class(ranks))
         return out
 
 
@@ -627,6 +635,7 @@ class Classification(_PrimaryCheck):
     metrics = {"uar": "> 0.5", "uap": "> 0.5", "recall_per_class": "> 0.5",
                "precision_per_class": "> 0.5"}
     defaults = {"labels": None}
+    competence = "uar"  # the competence gate on emotion
 
     def measure(self, ctx: Context, model: str, target: str) -> Outcome:
         truth, pred = ctx.paired(model, target, ids=primary_ids(ctx))
@@ -656,7 +665,7 @@ class Classification(_PrimaryCheck):
             n_true, n_pred = int((t == c).sum()), int((p == c).sum())
             value, ci, reps = with_ci(ctx, functools.partial(metrics.uar, labels=[c]), t, p,
                                       key, groups)
-            out.measurements.append(Measurement("recall_per_class", recall[c], group=c,
+            out.measurements.append(Measurement("recall_per_class", recall[c], slice={"class": c},
                                                 ci=ci if np.isfinite(value) else None,
                                                 n=n_true, replicates=reps))
             extra = {} if n_pred else {"reason": f"{c!r} is never predicted"}
@@ -665,10 +674,11 @@ class Classification(_PrimaryCheck):
                 _, ci, reps = with_ci(ctx, functools.partial(metrics.uap, labels=[c],
                                                              zero_division=math.nan),
                                       t, p, key, groups)
-            out.measurements.append(Measurement("precision_per_class", precision[c], group=c,
+            out.measurements.append(Measurement("precision_per_class", precision[c],
+                                                slice={"class": c},
                                                 ci=ci, n=n_pred, extra=extra, replicates=reps))
         columns = list(labels) + sorted(set(p) - set(labels))
         matrix = metrics.confusion_matrix(t, p, labels=columns)[: len(labels)]
-        out.plots["confusion_matrix"] = {"matrix": matrix.tolist(), "rows": list(labels),
-                                         "columns": columns}
+        out.plots["confusion_matrix"] = figures.confusion(matrix=matrix.tolist(),
+                                                          rows=list(labels), columns=columns)
         return out

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from .. import figures
 from ..errors import UsageError
 from ..perturb import from_spec
 from ..vocabulary import EMOTION
@@ -248,13 +249,13 @@ class DoseCheck(Check):
                 "ci": [list(per_level[v][metric].ci)
                        if metric in per_level[v] and per_level[v][metric].ci else None
                        for v in ordered]}
-        out.plots = plain({
-            "kind": "dose", "target": target, "parameter": self.parameter, "unit": self.unit,
-            "direction": self.direction, "anchor": self.anchor,
-            "perturbation": next(iter(self.conditions.values())).perturbation.spec(),
-            "levels": ordered, "labels": [self.label(v) for v in ordered],
-            "criterion": crit_metric, "limit": limit, "curves": curves,
-            "breakdown": breakdowns, "worst": worst})
+        out.plots = plain(figures.dose(
+            target=target, parameter=self.parameter, unit=self.unit,
+            direction=self.direction, anchor=self.anchor,
+            perturbation=next(iter(self.conditions.values())).perturbation.spec(),
+            levels=ordered, labels=[self.label(v) for v in ordered],
+            criterion=crit_metric, limit=limit, curves=curves,
+            breakdown=breakdowns, worst=worst))
         return out
 
     def breakdown_point(self, side: str | None, levels: list[float],
@@ -292,7 +293,8 @@ class DoseCheck(Check):
         n = min((m.n for m in ms if m is not None and m.n is not None), default=None)
         extra = {"criterion": metric, "limit": limit, "unit": self.unit,
                  "censored": None if status == "crossed" else status}
-        meas = Measurement(self.breakdown, value, group=side, ci=ci, n=n, extra=extra)
+        meas = Measurement(self.breakdown, value, slice={} if side is None else {"side": side},
+                           ci=ci, n=n, extra=extra)
         if status == "never":
             # beyond the most severe level, or as mild as the lower CI curve's crossing
             last = levels[-1]

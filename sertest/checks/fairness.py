@@ -90,7 +90,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import metrics, stats
+from .. import figures, metrics, stats
 from ..errors import UsageError
 from ..features import F0Estimator
 from .base import Check, Context, Measurement, Outcome, Request, _plain, register
@@ -99,7 +99,7 @@ from .verdict import SECONDARY, Threshold
 
 EDGES: tuple[float, ...] = metrics.DEFAULT_EDGES
 BIN_NAMES: list[str] = metrics.bin_names(EDGES)
-SEP = " / "    # joins a group and its bin / class in Measurement.group
+SEP = " / "    # joins a group and its context in the plots' labels (as slice_label does)
 JOIN = " & "   # joins the values of an intersection of group columns
 #: floor of ``min_samples: auto``: per-bin shares and their intervals are meaningless on
 #: fewer items (ser-tests' rule alone gives 4 for 60-item groups, 1 for 16)
@@ -738,8 +738,8 @@ class GroupFairness(Check):
                     extra["role"] = SECONDARY
                 elif metric_id in ERROR_CELLS.values():
                     n = self._labelled_n(layout, key) if len(key) == 1 else n
-                m = Measurement(metric_id, value, group=SEP.join(key), ci=ci, n=n, extra=extra,
-                                replicates=reps if np.isfinite(value) else None)
+                m = Measurement(metric_id, value, slice=self._slice(key, method), ci=ci, n=n,
+                                extra=extra, replicates=reps if np.isfinite(value) else None)
                 if not np.isfinite(value):
                     m.extra["reason"] = self._nan_reason(metric_id, min_samples)
                 if threshold is not None:
@@ -749,7 +749,8 @@ class GroupFairness(Check):
         for g, reason in skipped.items():
             for metric_id in cells:
                 if metric_id in self.thresholds or metric_id in limits:
-                    out.measurements.append(Measurement(metric_id, math.nan, group=g, n=0,
+                    out.measurements.append(Measurement(metric_id, math.nan, slice={"group": g},
+                                                        n=0,
                                                         extra={"group": g, "reason": reason}))
         out.plots.update(self._plots(layout, method, min_samples, sizes))
         out.plots = _plain(out.plots)  # JSON-safe: NaN -> None, numpy -> Python
@@ -855,11 +856,11 @@ class GroupFairness(Check):
             if metric_id not in cells or not np.isfinite(info["limit"]):
                 continue
             limits[metric_id] = Threshold("<", round(float(info["limit"]), 6), absolute=True)
-        out.plots["calibration"] = {
-            "labels": list(result), "values": [info["limit"] for info in result.values()],
-            "metric": "calibrated limit of |difference|",
-            "details": {m: {k: (round(v, 6) if isinstance(v, float) else v)
-                            for k, v in info.items()} for m, info in result.items()}}
+        out.plots["calibration"] = figures.bars(
+            labels=list(result), values=[info["limit"] for info in result.values()],
+            metric="calibrated limit of |difference|",
+            details={m: {k: (round(v, 6) if isinstance(v, float) else v)
+                         for k, v in info.items()} for m, info in result.items()})
         if limits:
             out.notes.append("thresholds calibrated by random-model simulation: " + ", ".join(
                 f"{m} {th.text}" for m, th in limits.items()))
@@ -874,6 +875,15 @@ class GroupFairness(Check):
                 if name == key[1]:
                     return c1 - c0
         return b - a
+
+    @staticmethod
+    def _slice(key: tuple[str, ...], method: str) -> dict[str, str]:
+        """A cell's key (group, [context,] [bin or class]) as a measurement's slice."""
+        facets = ["group", "context"] if method == SHIFT else ["group"]
+        cell = dict(zip(facets, key))
+        if len(key) > len(facets):
+            cell["bin" if key[len(facets)] in BIN_NAMES else "class"] = key[len(facets)]
+        return cell
 
     def _extra(self, key: tuple[str, ...], method: str) -> dict[str, Any]:
         if method == SHIFT:
@@ -911,9 +921,8 @@ class GroupFairness(Check):
 
     def _plots(self, layout: Layout, method: str, min_samples: int, sizes) -> dict[str, Any]:
         """Group sizes and the prediction distribution of every group and of all of them."""
-        plots: dict[str, Any] = {"group_sizes": {"labels": list(sizes),
-                                                 "values": [int(n) for n in sizes.values()],
-                                                 "metric": "items"}}
+        plots: dict[str, Any] = {"group_sizes": figures.sizes(
+            labels=list(sizes), values=[int(n) for n in sizes.values()], metric="items")}
         blocks = [(g, a, b) for g, (a, b) in zip(layout.names, layout.bounds)]
         if method == SHIFT and layout.contexts is not None:
             blocks = [(f"{g}{SEP}{c}", c0, c1) for g, ctxs in zip(layout.names, layout.contexts)
@@ -927,7 +936,7 @@ class GroupFairness(Check):
 
             groups = {"combined": summary(layout.pred)}
             groups.update({g: summary(layout.pred[a:b]) for g, a, b in blocks})
-            plots["distributions"] = {"groups": groups, "reference": "combined"}
+            plots["distributions"] = figures.distributions(groups=groups, reference="combined")
         else:
             def shares(codes):
                 return {c: round(float(np.mean(codes == i)), 4)
@@ -935,7 +944,7 @@ class GroupFairness(Check):
 
             groups = {"combined": shares(layout.pred)}
             groups.update({g: shares(layout.pred[a:b]) for g, a, b in blocks})
-            plots["distributions"] = {"groups": groups}
+            plots["distributions"] = figures.shares(groups=groups)
         return plots
 
 

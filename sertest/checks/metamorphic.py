@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import metrics, stats
+from .. import figures, metrics, stats
 from ..errors import UsageError
 from ..vocabulary import DIMENSIONS, EMOTION
 from ..perturb import from_spec
@@ -240,7 +240,8 @@ class Metamorphic(Check):
             n = len(common)
             extra = {"relation": relation, "by": exp.by, "perturbation": exp.perturbation.spec()}
             if n == 0:
-                out.measurements.append(Measurement("holds", math.nan, group=exp.label, n=0,
+                out.measurements.append(Measurement("holds", math.nan,
+                                                    slice={"expectation": exp.label}, n=0,
                                                     extra=extra))
                 out.notes.append(f"{exp.label}: no predictions to compare (see item errors)")
                 continue
@@ -255,7 +256,7 @@ class Metamorphic(Check):
             cl = clusters(ctx, common)
             ci, reps = self._interval(ctx, target, n, ok.astype(np.int64), cl, value)
             out.measurements.append(Measurement(
-                "holds", value, group=exp.label, ci=ci, n=n, replicates=reps,
+                "holds", value, slice={"expectation": exp.label}, ci=ci, n=n, replicates=reps,
                 extra={**extra, "interval": "bootstrap widened to Wilson's score interval"}))
             row = {"label": exp.label, "relation": relation, "by": exp.by, "holds": value,
                    "ci": list(ci) if ci else None, "n": n}
@@ -268,15 +269,15 @@ class Metamorphic(Check):
                                                  "bootstrap", f"{self.name}/{target}", n),
                                              groups=cl)
                     mci = stats.percentile_interval(mreps, ctx.confidence)
-                out.measurements.append(Measurement("mean_change", mean, group=exp.label,
+                out.measurements.append(Measurement("mean_change", mean,
+                                                    slice={"expectation": exp.label},
                                                     ci=mci, n=n, replicates=mreps,
                                                     extra=dict(extra)))
                 row["mean_change"] = mean
                 worst.extend(_breakers(common, b, o, ok, delta, exp, relation,
                                        int(self.params["n_worst"])))
             rows.append(row)
-        out.plots = plain({"kind": "metamorphic", "target": target, "expectations": rows,
-                           "worst": worst})
+        out.plots = plain(figures.metamorphic(target=target, expectations=rows, worst=worst))
         return out
 
     def _interval(self, ctx: Context, target: str, n: int, ok: np.ndarray, cl, value: float):

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import figures
 from ..errors import UsageError
 from ..vocabulary import EMOTION
 from ..perturb import from_spec
@@ -434,6 +435,11 @@ def search_outcome(res: SearchResult, *, n_boot: int, confidence: float,
             continue
         if ci is not None:
             ci = tuple(sorted(ci))
+            if not all(math.isfinite(c) for c in ci):
+                notes.append(f"{metric}: the interval's severe end lies beyond the searched "
+                             f"range (resamples in which the "
+                             f"{'median' if key == 'median' else 'tenth-percentile'} item held at "
+                             f"{axis.label(axis.grid[-1])}); results.json writes it as null")
         ms.append(Measurement(metric, value, n=n, ci=ci, extra=extra))
     bs = s.get("broken_share")
     if bs:
@@ -450,12 +456,12 @@ def search_outcome(res: SearchResult, *, n_boot: int, confidence: float,
     if res.errors:
         notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
                      f"{res.errors[0]}")
-    plots = plain({"kind": "search", "target": res.target, "axis": axis.name,
-                   "parameter": axis.parameter, "unit": axis.unit, "calls": res.calls,
-                   "budget": res.budget,
-                   "items": [{"id": b.item_id, "breakdown": b.breakdown, "held_at": b.held,
-                              "censored": b.censored} for b in res.items],
-                   "worst": worst})
+    plots = plain(figures.search(
+        target=res.target, axis=axis.name, parameter=axis.parameter, unit=axis.unit,
+        calls=res.calls, budget=res.budget,
+        items=[{"id": b.item_id, "breakdown": b.breakdown, "held_at": b.held,
+                "censored": b.censored} for b in res.items],
+        worst=worst))
     return ms, plots, notes
 
 
@@ -701,6 +707,10 @@ def pair_outcome(res: PairSearchResult, *, n_boot: int, confidence: float,
             cell.update(known_between=[1.0, math.inf], censored="never")
             notes.append("median_pair_severity: beyond the searched grid (held at "
                          f"{first.label(first.grid[-1])} with {second.label(second.grid[-1])})")
+        elif ci is not None and not math.isfinite(ci[1]):
+            notes.append("median_pair_severity: the interval's upper end lies beyond the "
+                         "searched grid (resamples whose median item held at the most severe "
+                         "corner); results.json writes it as null")
         ms.append(Measurement("median_pair_severity", value, n=n, ci=ci, extra=cell))
         broken = sum(not b.censored for b in res.items)
         ms.append(Measurement("broken_share", broken / n, n=n,
@@ -721,13 +731,12 @@ def pair_outcome(res: PairSearchResult, *, n_boot: int, confidence: float,
     if res.errors:
         notes.append(f"{len(res.errors)} prediction(s) failed during the search; first: "
                      f"{res.errors[0]}")
-    plots = plain({"kind": "search_pair", "target": res.target,
-                   "axes": [first.name, second.name],
-                   "parameters": [first.parameter, second.parameter],
-                   "units": [first.unit, second.unit], "calls": res.calls,
-                   "budget": res.budget,
-                   "items": [{"id": b.item_id, "levels": None if b.censored else list(b.levels),
-                              "severity": None if b.censored else b.severity,
-                              "censored": b.censored} for b in res.items],
-                   "worst": worst})
+    plots = plain(figures.search_pair(
+        target=res.target, axes=[first.name, second.name],
+        parameters=[first.parameter, second.parameter], units=[first.unit, second.unit],
+        calls=res.calls, budget=res.budget,
+        items=[{"id": b.item_id, "levels": None if b.censored else list(b.levels),
+                "severity": None if b.censored else b.severity,
+                "censored": b.censored} for b in res.items],
+        worst=worst))
     return ms, plots, notes

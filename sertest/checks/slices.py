@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import figures
 from ..errors import UsageError
 from ..features import F0Estimator
 from ..vocabulary import DIMENSIONS, EMOTION
@@ -259,7 +260,8 @@ class FairnessSlices(Check):
                    "error": "absolute error" if target != EMOTION else "error rate"}))
         for r in listed:
             out.measurements.append(Measurement(
-                "slice_error_difference", r["effect"], group=r["slice"], ci=(r["lo"], r["hi"]),
+                "slice_error_difference", r["effect"], slice={"subset": r["slice"]},
+                ci=(r["lo"], r["hi"]),
                 n=r["n"], extra={"q_value": r["q"], "p_value": r["p"],
                                  "effect_size": r["effect_size"], "slice_error": r["mean_in"],
                                  "rest_error": r["mean_out"], "speakers": r["speakers"],
@@ -270,11 +272,10 @@ class FairnessSlices(Check):
             out.notes.append(f"no slice of at least {min_size} items has a significantly "
                              f"larger error (FDR {self.params['fdr']:g}, {len(rows)} slices "
                              "tested)")
-        out.plots = plain({"kind": "slices", "target": target, "tested": len(rows),
-                           "fdr": self.params["fdr"],
-                           "slices": [{k: r[k] for k in ("slice", "n", "effect", "lo", "hi",
-                                                         "q", "effect_size", "speakers",
-                                                         "discovered")} for r in listed]})
+        out.plots = plain(figures.slices(
+            target=target, tested=len(rows), fdr=self.params["fdr"],
+            slices=[{k: r[k] for k in ("slice", "n", "effect", "lo", "hi", "q", "effect_size",
+                                       "speakers", "discovered")} for r in listed]))
         return out
 
     def _slices(self, feats: dict[str, pd.Series], min_size: int, n: int

@@ -346,9 +346,32 @@ def _entry_fields(measurements: list, k: int, max_t: bool, confidence: float) ->
     return out
 
 
-#: the clean correctness test and metric that decide whether a model is competent on a target
-COMPETENCE = {"regression": ("correctness_regression", "ccc"),
-              "classification": ("correctness_classification", "uar")}
+def competence_checks() -> dict[str, tuple[str, str]]:
+    """Task kind (``regression``, ``classification``) -> (test id, metric) of the clean
+    correctness test whose whole-set verdict decides whether a model is competent on a
+    target: the registered check that declares ``competence = METRIC`` for that kind.
+
+    >>> competence_checks()["regression"]
+    ('correctness_regression', 'ccc')
+    """
+    from .registry import registry
+
+    out: dict[str, tuple[str, str]] = {}
+    for check_id, cls in registry().items():
+        metric = vars(cls).get("competence")  # declared by the class itself, not inherited
+        for kind in cls.kinds if metric else ():
+            if kind in out:
+                raise TypeError(f"checks {out[kind][0]!r} and {check_id!r} both declare the "
+                                f"competence metric of {kind}")
+            out[kind] = (check_id, metric)
+    return out
+
+
+def __getattr__(name: str):
+    """``COMPETENCE`` (older name): :func:`competence_checks`, built from the registry."""
+    if name == "COMPETENCE":
+        return competence_checks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def competence_table(tests: list[dict]) -> dict[tuple[str, str], tuple[bool, str]]:
@@ -356,9 +379,12 @@ def competence_table(tests: list[dict]) -> dict[tuple[str, str], tuple[bool, str
     ``emotion``) is not below the suite's threshold (pass or inconclusive), and the one-line
     reason when it is.  Dimensions the suite did not measure are absent."""
     out: dict[tuple[str, str], tuple[bool, str]] = {}
+    gates = competence_checks()
     for t in tests:
-        check, metric = COMPETENCE["classification" if t["dimension"] == "emotion"
-                                   else "regression"]
+        gate = gates.get("classification" if t["dimension"] == "emotion" else "regression")
+        if gate is None:
+            continue
+        check, metric = gate
         if check not in (t.get("check"), t.get("test")):
             continue
         for m in t.get("measurements", []):

@@ -49,7 +49,13 @@ def document(plan: AuditPlan, tests: list[dict[str, Any]], store: PredictionStor
         "sertest_version": __version__,
         "seed": plan.seed,
         "suite": plan.suite.to_dict(),
-        "dataset": {**plan.dataset.describe(), "fingerprint": data_fingerprint(stats.audio_hashes)},
+        "dataset": {**plan.dataset.describe(),
+                    # only when some item was audited in windows (sertest.engine.segments)
+                    **({"segmentation": {**stats.segment.to_dict(),
+                                         "aggregation": "duration-weighted mean",
+                                         "items": dict(sorted(stats.segmented.items()))}}
+                       if stats.segmented else {}),
+                    "fingerprint": data_fingerprint(stats.audio_hashes)},
         "reference": plan.reference,
         "models": [{"name": n, "role": roles[n], "fingerprint": models[n].fingerprint(),
                     "info": models[n].info().to_dict(),

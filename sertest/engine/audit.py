@@ -29,6 +29,7 @@ from .evaluate import evaluate, pop_replicates
 from .execute import execute
 from .executors import check_executor
 from .plan import plan_audit
+from .segments import parse_segment
 
 
 def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
@@ -40,7 +41,8 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
           executor: str = "local", scheduler: str | None = None,
           timeout: float | None = None, profile: bool = False,
           isolate: bool | None = None, label_range: str | dict | None = None,
-          label_map: str | dict | None = None, table: str | None = None) -> Results:
+          label_map: str | dict | None = None, table: str | None = None,
+          segment: str | float | None = None) -> Results:
     """Audit ``models`` on ``data`` with ``suite``.
 
     Args:
@@ -67,8 +69,12 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
             mapped to [0, 1]; ``label_map``: data class -> model class, e.g.
             ``"angry=anger"`` or a YAML/JSON file; ``table``: the audformat table to audit
             (see :mod:`sertest.data.labels`, :mod:`sertest.data.audformat`).
+        segment: audit items longer than a window in windows whose predictions are
+            averaged by duration, e.g. ``"30"`` or ``"30:15"`` (window[:hop] in seconds; see
+            :mod:`sertest.engine.segments`); ``None`` (default): every item whole.
     """
     check_executor(executor)
+    segment = parse_segment(segment)  # a bad value is a usage error before anything loads
     t_start = time.perf_counter()
     plan = plan_audit(models, data, suite, seed=seed, baselines=baselines, reference=reference,
                       labels=labels, allow_outside_root=allow_outside_root, n_boot=n_boot,
@@ -80,13 +86,14 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
             plan.dataset, plan.models, plan.conditions, plan.needed, seed=seed,
             cache=cache_obj, jobs=jobs, progress=progress, fail_fast=fail_fast,
             clean_only=plan.features, timeout=timeout, executor=executor,
-            scheduler=scheduler, isolate=_isolate(isolate))
+            scheduler=scheduler, isolate=_isolate(isolate), segment=segment)
 
         # measure and judge, on one context per check (the shared store and item errors);
         # a check that picks its conditions while measuring predicts through the same cache
         failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
         needed = {ck: set(ids) for ck, ids in plan.needed.items()}
-        predictor = on_demand(plan.dataset, seed=seed, cache=cache_obj, jobs=jobs)
+        predictor = on_demand(plan.dataset, seed=seed, cache=cache_obj, jobs=jobs,
+                              segment=stats.segment)
 
         def ctx_for(check):
             return plan.context(plan.subsets[check.name], store, failed_ids=failed_ids,
@@ -115,13 +122,13 @@ def _isolate(isolate: bool | None) -> bool:
     return os.environ.get("SERTEST_ISOLATE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def on_demand(dataset, *, seed: int = 0, cache=None, jobs: int | None = 1):
+def on_demand(dataset, *, seed: int = 0, cache=None, jobs: int | None = 1, segment=None):
     """A predictor for checks that choose their conditions while measuring (see
     :attr:`sertest.checks.base.Context.predictor`): ``predict(models, conditions, needed)``
     runs :func:`~sertest.engine.execute.execute` on ``dataset`` with this seed and cache and
     returns ``(store, item_errors)``; every prediction is cached like the audit's own."""
     def predict(models, conditions, needed):
         store, errors, _ = execute(dataset, models, conditions, needed, seed=seed, cache=cache,
-                                   jobs=jobs, progress=False)
+                                   jobs=jobs, progress=False, segment=segment)
         return store, errors
     return predict

@@ -55,7 +55,8 @@ def default_cache_dir() -> str:
 
 def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
                    sampling_rate: int, seed: int | None = None, item_id: str | None = None,
-                   condition_version: int | str = 0, max_batch: int | None = None) -> str:
+                   condition_version: int | str = 0, max_batch: int | None = None,
+                   segment: str | None = None) -> str:
     """The cache key of one prediction.
 
     ``seed`` and ``item_id`` enter only when the condition or the model draws random numbers
@@ -66,9 +67,13 @@ def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
     the most signals per model call: onnxruntime's kernels may differ in the last bit
     between batch sizes, which a quantised model can amplify into a visible change.
     A model fingerprint starting with :data:`VOLATILE` gives a key starting with it too.
+    ``segment`` (``"WINDOW:HOP"``, seconds) enters only for an item audited in windows
+    (:mod:`sertest.engine.segments`): other items keep the keys they have without it.
     """
     parts = [SCHEMA_VERSION, model_fingerprint, audio_hash, condition_key, str(int(sampling_rate)),
              f"v={condition_version}", f"batch<={max_batch}"]
+    if segment is not None:
+        parts.append(f"segment={segment}")
     if seed is not None:
         parts += [f"seed={int(seed)}", f"id={item_id}"]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
@@ -76,7 +81,7 @@ def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
 
 
 def model_prediction_key(model, audio_hash: str, condition_key: str, condition, seed: int,
-                         item_id: str) -> str:
+                         item_id: str, segment: str | None = None) -> str:
     """The cache key of ``model``'s prediction of one item under one condition: decides
     what of the model and the condition enters :func:`prediction_key`.
 
@@ -89,13 +94,15 @@ def model_prediction_key(model, audio_hash: str, condition_key: str, condition, 
             (its :attr:`~sertest.perturb.base.Perturbation.cache_version` enters the key).
         seed, item_id: the audit seed and the item; they enter only when the condition or
             the model is stochastic.
+        segment: the :attr:`~sertest.engine.segments.Segmentation.key` of an item audited
+            in windows, ``None`` for one audited whole.
     """
     random_part = (condition is not None and condition.stochastic) or model.stochastic
     return prediction_key(
         model.fingerprint(), audio_hash, condition_key, model.sampling_rate,
         seed if random_part else None, item_id if random_part else None,
         condition_version=condition.cache_version if condition is not None else 0,
-        max_batch=model.max_batch if model.batchable else 1)
+        max_batch=model.max_batch if model.batchable else 1, segment=segment)
 
 
 class PredictionCache:

@@ -32,11 +32,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import audio
-from ..errors import AudioError, SertestError
+from ..errors import AudioError, SertestError, UsageError
 from ..models.base import Model
 from ..perturb.base import Perturbation
 from .cache import PredictionCache, model_prediction_key
 from .executors import check_executor, get_executor
+from .segments import is_segmented, item_frames, parse_segment, window_bounds
 from .store import CLEAN, PredictionStore
 from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row
 
@@ -63,6 +64,10 @@ class Stats:
     #: item id -> content hash of its audio (:func:`sertest.audio.content_hash`), for every
     #: item some condition needs whose file could be read (the data's fingerprint)
     audio_hashes: dict[str, str] = field(default_factory=dict)
+    #: the :class:`~sertest.engine.segments.Segmentation` asked for (``None``: whole items)
+    segment: Any = None
+    #: item id -> number of windows, for every item audited in windows
+    segmented: dict[str, int] = field(default_factory=dict)
 
 
 def _segment(v) -> float | None:
@@ -75,7 +80,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             on_unit: Callable[[int, int], None] | None = None,
             clean_only: set[str] | frozenset = frozenset(), timeout: float | None = None,
             executor: str = "local", scheduler: str | None = None, isolate: bool = False,
-            ) -> tuple[PredictionStore, list[ItemError], Stats]:
+            segment: Any = None) -> tuple[PredictionStore, list[ItemError], Stats]:
     """Run the predictions.
 
     Args:
@@ -97,18 +102,27 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             only that model's predictions (:mod:`sertest.engine.isolate`; executors that run
             units in this process only: on Dask a crash costs a worker, see
             :mod:`sertest.engine.dask_executor`).
+        segment: audit items longer than a window in windows (:mod:`sertest.engine.segments`):
+            ``"WINDOW[:HOP]"`` in seconds, a number or a Segmentation; ``None``: whole items.
+            Runs on the ``local`` executor.
     """
     t0 = time.perf_counter()
     check_executor(executor)
+    segment = parse_segment(segment)
+    if segment is not None and executor != "local":
+        raise UsageError(f"--segment {segment.key} runs on the local executor only, not on "
+                         f"{executor!r}: drop --executor (or pass --executor local)")
     cache = PredictionCache(None) if cache is None else cache
     jobs = max(1, int(jobs or min(4, os.cpu_count() or 1)))
     store = PredictionStore({n: m.outputs for n, m in models.items()})
     errors: list[ItemError] = []
-    stats = Stats()
+    stats = Stats(segment=segment)
 
     # 1. content hashes and cache keys (cheap: file bytes only, no decoding); look-up
     units, keys = _plan_units(dataset, models, conditions, needed, seed, jobs, clean_only,
-                              errors, fail_fast)
+                              errors, fail_fast, segment)
+    stats.segmented = {u.item_id: len(window_bounds(*u.segment_frames, segment))
+                       for u in units if u.segment is not None}
     stats.audio_hashes = {u.item_id: u.audio_hash for u in units}
     all_keys = list(keys.values())
     cached = cache.get_many(all_keys)
@@ -193,11 +207,12 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
 
 def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturbation | None],
                 needed: dict[str, set[str]], seed: int, jobs: int, clean_only,
-                errors: list[ItemError], fail_fast: bool
+                errors: list[ItemError], fail_fast: bool, segment: Any = None
                 ) -> tuple[list[Unit], dict[tuple[str, str, str], str]]:
     """The units of the items some condition needs (in the data's order, nothing to compute
     yet) and the cache key of every (model, condition key, item id) prediction.  An item whose
-    file cannot be hashed (missing, refused) gets a ``decode`` error in ``errors``."""
+    file cannot be hashed (missing, refused) gets a ``decode`` error in ``errors``.  With a
+    ``segment``, an item longer than its window gets it (and its keys carry it)."""
     table = dataset.table
     by_item: dict[str, list[str]] = OrderedDict((i, []) for i in table.index)
     for ck in conditions:
@@ -230,12 +245,17 @@ def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturb
                 raise FailFast(f"item {item_id!r}: {h}")
             continue
         unit = Unit(item_id, row["file"], _segment(row["start"]), _segment(row["end"]), h)
+        if segment is not None:
+            frames = item_frames(unit.file, unit.start, unit.end)
+            if is_segmented(frames, segment):
+                unit.segment, unit.segment_frames = segment, frames
+        seg_key = unit.segment.key if unit.segment is not None else None
         for ck in sorted(by_item[item_id]):
             for name, model in models.items():
                 if name in clean_only and ck != CLEAN:
                     continue
                 keys[(name, ck, item_id)] = model_prediction_key(model, h, ck, conditions[ck],
-                                                                 seed, item_id)
+                                                                 seed, item_id, seg_key)
         units.append(unit)
     return units, keys
 

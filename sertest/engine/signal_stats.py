@@ -75,6 +75,19 @@ class SignalStats(Model):
         bandwidth = np.array([band_edge_hz(row, self.sampling_rate) for row in x])
         return np.stack([clipped, peak, rms, dur, bandwidth], axis=1)
 
+    def aggregate_windows(self, rows: np.ndarray, seconds: np.ndarray, total_s: float
+                          ) -> np.ndarray:
+        """The statistics of an item audited in windows (:mod:`sertest.engine.segments`)
+        from its windows' ``rows`` of durations ``seconds`` (s): the clipped fraction and
+        the bandwidth (Hz) averaged by duration, the peak the highest of the windows, the
+        RMS from the duration-weighted mean power, the duration the item's ``total_s``."""
+        w = np.asarray(seconds, dtype=np.float64) / np.sum(seconds)
+        rows = np.asarray(rows, dtype=np.float64)
+        power = np.sum(w * 10.0 ** (rows[:, 2] / 10.0))
+        return np.array([np.sum(w * rows[:, 0]), np.max(rows[:, 1]),
+                         10 * np.log10(max(power, 1e-20)), float(total_s),
+                         np.sum(w * rows[:, 4])])
+
     def fingerprint(self) -> str:
         return f"signal-stats:v3:{CLIP_LEVEL}:{EDGE_FLOOR_DB}"
 

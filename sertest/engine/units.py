@@ -17,7 +17,10 @@ short one, which keeps short items' model calls exactly as before), and each mod
 receives at most :data:`CALL_SAMPLES` samples (:func:`predict_bounded`).  The executor
 bounds the units in flight by their samples too (:data:`INFLIGHT_SAMPLES`).  A long item
 therefore holds its decoded signal, one perturbed copy and one model call's activations,
-whatever the number of conditions; :data:`HELD` counts the samples units hold.
+whatever the number of conditions; :data:`HELD` counts the samples units hold.  With
+opt-in segmentation (:mod:`sertest.engine.segments`) an item longer than the window is a
+unit whose ``segment`` is set: :func:`run_segmented` decodes, perturbs and predicts it one
+window at a time and aggregates the windows' predictions by duration.
 
 A model's failures are its own items' errors, never the audit's end: an exception of any
 kind raised by model code (``SystemExit`` and ``KeyboardInterrupt`` included, see
@@ -46,7 +49,8 @@ from ..models.base import Model
 from ..perturb.base import Perturbation
 from ..seeding import derive_rng
 from .isolate import ModelCrash, ModelGivenUp
-from .render import condition_signal
+from .render import condition_rng, condition_signal
+from .segments import aggregate, item_frames, read_window, window_bounds, window_signal
 
 #: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
 #: float32), unless a single condition's signal is longer (a long item: one at a time)
@@ -98,6 +102,11 @@ class Unit:
     audio_hash: str
     #: sampling rate -> condition key -> model names still to predict
     needs: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    #: the :class:`~sertest.engine.segments.Segmentation` of an item audited in windows
+    #: (longer than the window, :mod:`sertest.engine.segments`); ``None``: audited whole
+    segment: Any = None
+    #: its ``(first, last, sampling rate)`` frames in the file (read from the header)
+    segment_frames: Any = None
 
 
 @dataclass
@@ -230,6 +239,8 @@ def unit_samples(unit: Unit) -> int:
     import os
 
     rate = max(unit.needs or {16000: None})
+    if unit.segment is not None:  # at most 1.5 windows decoded at once
+        return int(1.5 * unit.segment.window_s * rate) * max(1, len(unit.needs))
     try:
         import soundfile as sf
 
@@ -254,7 +265,10 @@ def run_unit(unit: Unit, models: dict[str, Model], conditions: dict[str, Perturb
     item is decoded once, then its conditions are perturbed and predicted in groups of at
     most :data:`UNIT_SAMPLES` samples (:func:`condition_groups`), each group's signals
     released before the next is made.  A short item is one group: the same calls, the same
-    outputs as ``infer_unit(prepare_unit(unit, ...))``."""
+    outputs as ``infer_unit(prepare_unit(unit, ...))``.  An item with a ``segment`` is
+    audited in windows (:func:`run_segmented`)."""
+    if unit.segment is not None:
+        return run_segmented(unit, models, conditions, seed, timeout, hung)
     t = time.perf_counter()
     try:
         signal, sr_native = audio.read(unit.file, unit.start, unit.end)
@@ -292,6 +306,108 @@ def run_unit(unit: Unit, models: dict[str, Model], conditions: dict[str, Perturb
                 out.audio_seconds[name] = out.audio_seconds.get(name, 0.0) + secs
     finally:
         HELD.remove(decoded)
+    return out
+
+
+def run_segmented(unit: Unit, models: dict[str, Model],
+                  conditions: dict[str, Perturbation | None], seed: int,
+                  timeout: float | None = None, hung: set[str] | None = None) -> UnitOutcome:
+    """:func:`run_unit` for an item audited in windows (:mod:`sertest.engine.segments`):
+    each window decoded, resampled, perturbed (in condition groups) and predicted, then released;
+    the predictions aggregated by :func:`~sertest.engine.segments.aggregate`.  Returns a
+    :class:`UnitOutcome` as for a whole item."""
+    out = UnitOutcome(unit.item_id)
+    hung = hung if hung is not None else set()
+    frames = unit.segment_frames or item_frames(unit.file, unit.start, unit.end)
+    if frames is None:
+        out.errors.append(ItemError(unit.item_id, unit.file, "decode",
+                                    f"{unit.file}: cannot read the header to segment it"))
+        return out
+    first, last, native = frames
+    windows = window_bounds(first, last, native, unit.segment)
+    params: dict[str, dict[str, Any]] = {}
+    for ck, cond in conditions.items():
+        if cond is not None and any(ck in conds for conds in unit.needs.values()):
+            params[ck] = cond.draw(condition_rng(seed, unit.item_id, ck))
+    rows: dict[tuple[str, str], list[np.ndarray]] = {}
+    seconds: dict[tuple[str, str], list[float]] = {}
+    failed: dict[tuple[str, str | None, str | None], ItemError] = {}
+    heard = 0
+    for k, (a, b) in enumerate(windows):
+        t = time.perf_counter()
+        try:
+            x = read_window(unit.file, a, b, native)
+            resampled = {} if x is None else {
+                sr: audio.resample(x, native, sr, f"{unit.file} (window {k})") for sr in unit.needs}
+            del x
+        except (AudioError, MemoryError) as exc:  # the item cannot be decoded: its error
+            out.rows.clear()
+            out.errors = [ItemError(unit.item_id, unit.file, "decode", str(exc))]
+            return out
+        out.decode_seconds += time.perf_counter() - t
+        if not resampled:
+            continue  # digital silence: no model hears it
+        heard += 1
+        decoded = sum(len(v) for v in resampled.values())
+        HELD.add(decoded)
+        try:
+            for group in condition_groups(unit, {sr: len(v) for sr, v in resampled.items()}):
+                t = time.perf_counter()
+                signals: dict[int, dict[str, Any]] = {}
+                held = 0
+                for sr, conds in group.items():
+                    signals[sr] = {}
+                    for ck in conds:
+                        cond = conditions[ck]
+                        if cond is None:
+                            signals[sr][ck] = resampled[sr]
+                            continue
+                        try:
+                            signals[sr][ck] = window_signal(resampled[sr], sr, cond, params[ck],
+                                                            seed, unit.item_id, ck, k)
+                            held += len(signals[sr][ck])
+                        except Exception as exc:  # noqa: BLE001 - this item x condition
+                            signals[sr][ck] = exc
+                HELD.add(held)
+                try:
+                    sub = Unit(unit.item_id, unit.file, None, None, unit.audio_hash, group)
+                    part = infer_unit(Prepared(sub, signals, None, 0.0, time.perf_counter() - t),
+                                      models, seed, timeout, hung)
+                finally:
+                    del signals
+                    HELD.remove(held)
+                out.decoded = True
+                out.perturb_seconds += part.perturb_seconds
+                out.hung.update(part.hung)
+                for name, secs in part.model_seconds.items():
+                    out.model_seconds[name] = out.model_seconds.get(name, 0.0) + secs
+                for name, secs in part.audio_seconds.items():
+                    out.audio_seconds[name] = out.audio_seconds.get(name, 0.0) + secs
+                for err in part.errors:
+                    where = (err.stage, err.condition, err.model)
+                    if where not in failed:
+                        failed[where] = ItemError(
+                            err.item_id, err.file, err.stage,
+                            f"window {k} ({a / native:.2f}-{b / native:.2f} s): {err.error}",
+                            condition=err.condition, model=err.model)
+                for pair, row in part.rows.items():
+                    rows.setdefault(pair, []).append(row)
+                    seconds.setdefault(pair, []).append((b - a) / native)
+        finally:
+            HELD.remove(decoded)
+    if not heard:
+        out.errors.append(ItemError(unit.item_id, unit.file, "decode",
+                                    f"{unit.file}: silent (all samples are zero)"))
+        return out
+    out.errors.extend(failed.values())
+    bad_conditions = {c for (stage, c, _) in failed if stage == "perturb"}
+    bad_pairs = {(m, c) for (stage, c, m) in failed if stage == "model"}
+    total_s = (last - first) / native
+    for (name, ck), got in rows.items():
+        if ck in bad_conditions or (name, ck) in bad_pairs:
+            continue  # a window failed: the item x condition (x model) is an error
+        out.rows[(name, ck)] = aggregate(models[name], np.stack(got),
+                                         np.asarray(seconds[(name, ck)]), total_s)
     return out
 
 

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,26 @@ import yaml
 from ..errors import ModelError, UsageError
 from .base import (CATEGORIES, DIMENSIONS, VOLATILE, Model, ModelInfo, file_digest,
                    path_size)
+
+
+#: the ONNX models of this process with an open session (see :meth:`OnnxModel.predict_batch`)
+_OPEN: "weakref.WeakSet[OnnxModel]" = weakref.WeakSet()
+
+
+def _run_options(shrink: bool):
+    """``None``, or with ``shrink`` run options that hand the session's unused CPU arena
+    memory back after the call.  onnxruntime's arena otherwise keeps the peak of the largest
+    call for the session's lifetime (measured: 130 to 190 MB per reference model after a
+    16-signal batch of 4 s), so an audit of several models would hold every model's peak at
+    once; with one session open the arena is reused as is (shrinking costs up to about 10 %
+    more CPU per call)."""
+    if not shrink:
+        return None
+    import onnxruntime as ort
+
+    opts = ort.RunOptions()
+    opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return opts
 
 
 class OnnxModel(Model):
@@ -111,6 +132,7 @@ class OnnxModel(Model):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
             raise ModelError(f"cannot load ONNX model {self.path}: {exc}") from exc
         self._session_threads = int(threads) if threads else None
+        _OPEN.add(self)
         return session
 
     def use_threads(self, threads: int) -> None:
@@ -189,7 +211,9 @@ class OnnxModel(Model):
         elif self._rank == 3:
             x = x[:, None, :]
         try:
-            results = self.session.run(self._needed, {self._input.name: x})
+            # several sessions open: each gives its arena's peak back after every call
+            results = self.session.run(self._needed, {self._input.name: x},
+                                       _run_options(len(_OPEN) > 1))
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"model {self.name!r} failed on a batch of shape "
                              f"{tuple(signals.shape)}: {exc}") from exc

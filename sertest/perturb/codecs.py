@@ -191,11 +191,20 @@ def aligned_roundtrip(signal: np.ndarray, sampling_rate: int, codec_rate: int, c
 # -- perturbations ----------------------------------------------------------------------------
 def amr_nb(signal: np.ndarray, sampling_rate: int, bitrate: int) -> np.ndarray:
     """AMR-NB (opencore) round trip at ``bitrate`` bit/s, 8 kHz, aligned (see module doc)."""
-    codec = functools.partial(_amr_codec, bitrate=int(bitrate))
+    codec = functools.partial(amr_nb_codec, bitrate=int(bitrate))
     return aligned_roundtrip(signal, sampling_rate, 8000, codec, ("amr_nb", int(bitrate)))
 
 
-def _amr_codec(x: np.ndarray, rate: int, bitrate: int) -> np.ndarray:
+def amr_nb_codec(x: np.ndarray, rate: int, bitrate: int) -> np.ndarray:
+    """The bare AMR-NB (opencore) round trip of float ``x`` (mono, [-1, 1]) at ``rate`` Hz
+    (8000, the codec's rate) and ``bitrate`` bit/s, float32 at ``rate``: neither delay nor
+    polarity compensated (:func:`amr_nb` does both with :func:`codec_alignment`; the codec is
+    about 5 ms late).
+
+    >>> y = amr_nb_codec(np.zeros(8000, np.float32), 8000, 7400)
+    >>> y.dtype, abs(len(y) - 8000) <= 320  # within two 20-ms frames of the input
+    (dtype('float32'), True)
+    """
     return pyav_roundtrip(x, rate, "libopencore_amrnb", "amrnb", bitrate)
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..errors import UsageError
+from ..report import write_text
 
 SCHEMA = "sertest/baseline@1"
 DEFAULT_PATH = os.path.join(".sertest", "baseline.json")
@@ -332,10 +333,7 @@ class Baseline:
         """Write atomically, in the diff-friendly layout described in the module docstring."""
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(dumps(self.doc))
-        os.replace(tmp, self.path)
+        write_text(self.path, dumps(self.doc))
 
     # -- reading --------------------------------------------------------------------------
     def suite(self, name: str) -> dict[str, Any] | None:

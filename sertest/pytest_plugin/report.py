@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..report.numbers import num
+
 
 def fmt(value: Any) -> str:
-    """A value as shown in reports and JUnit properties (4 significant digits)."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    """A value as shown in reports and JUnit properties (4 significant digits,
+    :func:`sertest.report.numbers.num`)."""
+    return num(value)
 
 
 def measurement_text(m: dict[str, Any]) -> str:
@@ -105,9 +104,8 @@ def _headline_text(entry: dict[str, Any], deltas: list, doc: dict[str, Any]) -> 
     if not judged:
         return ""
     m = judged[0]
-    group = f"[{m['group']}]" if m.get("group") is not None else ""
     thr = (m.get("threshold") or {}).get("text", "")
-    return f"{m['metric']}{group}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "") \
+    return f"{display.cell_name(m)}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "") \
         + (f", {len(judged) - 1} more" if len(judged) > 1 else "")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import pytest
 
 from ..errors import SertestError, UsageError
+from ..report import write_text
 from .baseline import Baseline, check_rules, parse_rules
 from .options import Settings, load_settings
 from .report import terminal_summary
@@ -202,9 +203,9 @@ class SertestState:
             try:
                 results = compute()
             except AuditError as exc:
-                _write_text(base + ".error", str(exc))
+                write_text(base + ".error", str(exc))
                 raise
-            _write_text(base + ".json", results.to_json())
+            write_text(base + ".json", results.to_json())
             return results
 
     # baselines ---------------------------------------------------------------------------
@@ -297,13 +298,6 @@ class FileLock:
 
             fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
         self._fh.close()
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def get_state(config: pytest.Config) -> SertestState | None:

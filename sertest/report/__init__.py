@@ -17,6 +17,31 @@ RENDERERS = {
 }
 
 
+def write_text(path: str, text: str, atomic: bool = True) -> None:
+    """Write ``text`` (UTF-8) to ``path``.  ``atomic`` writes ``PATH.tmpPID`` first and renames
+    it over ``path``: a reader sees the old file or the new one, never half of one, and a
+    write that fails (a full disk) leaves ``path`` as it was and no temporary file behind.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "summary.md")
+    >>> write_text(path, "# audit\\n")
+    >>> open(path, encoding="utf-8").read(), os.listdir(os.path.dirname(path))
+    ('# audit\\n', ['summary.md'])
+    """
+    import os
+
+    tmp = f"{path}.tmp{os.getpid()}" if atomic else path
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if atomic:
+            os.replace(tmp, path)
+    except BaseException:
+        if atomic and os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def render_all(results, out: str, renderers: Iterable[str],
                failures: list | None = None, atomic: bool = True) -> list[str]:
     """Render each requested format into ``out``; returns the files written.
@@ -43,7 +68,6 @@ def render_all(results, out: str, renderers: Iterable[str],
         target, filename = RENDERERS[name]
         module_name, func = target.split(":")
         path = os.path.join(out, filename)
-        tmp = f"{path}.tmp{os.getpid()}" if atomic else path
         try:
             try:
                 module = importlib.import_module(module_name)
@@ -51,14 +75,10 @@ def render_all(results, out: str, renderers: Iterable[str],
                 if exc.name == module_name:  # renderer not part of this build
                     continue
                 raise
-            text = getattr(module, func)(results)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            if atomic:
-                os.replace(tmp, path)
+            write_text(path, getattr(module, func)(results), atomic)
         except Exception as exc:  # noqa: BLE001 - one report's failure is its own
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            if not atomic and os.path.exists(path):  # half a file (write_text cleans its own)
+                os.remove(path)
             if failures is None:
                 raise
             first = (str(exc).strip().splitlines() or [""])[0][:300]

@@ -37,6 +37,7 @@ from markupsafe import Markup
 from ..errors import UsageError
 from ..results import TOPICS, Results
 from . import display, svg
+from .numbers import finite
 
 #: how good a verdict is, for "improved" / "regressed"
 _RANK = {"error": 0, "fail": 1, "inconclusive": 2, "pass": 3}
@@ -98,9 +99,6 @@ class ModelComparison:
     unmeasured: list[str] = field(default_factory=list)  # measured in no audit (e.g. sparse bins)
 
 
-_is_ref = display.is_baseline  # one definition for every renderer
-
-
 def _audited(doc: dict) -> list[dict]:
     return [m for m in doc.get("models", []) if m.get("role") in ("candidate", "baseline")]
 
@@ -110,14 +108,25 @@ def match_models(base: dict, cand: dict) -> dict[str, tuple[str, str]]:
     bnames = {m["name"]: m for m in _audited(base)}
     cnames = {m["name"]: m for m in _audited(cand)}
     out = {n: (n, "name") for n in bnames if n in cnames}
-    bc = [m["name"] for m in _audited(base) if not _is_ref(m)]
-    cc = [m["name"] for m in _audited(cand) if not _is_ref(m)]
+    bc = [m["name"] for m in _audited(base) if not display.is_baseline(m)]
+    cc = [m["name"] for m in _audited(cand) if not display.is_baseline(m)]
     if len(bc) == 1 and len(cc) == 1 and bc[0] not in out and cc[0] not in out.values():
         out[bc[0]] = (cc[0], "role")
     return out
 
 
-def _direction(threshold: dict | None, b: float | None, c: float | None) -> str:
+def direction(threshold: dict | None, b: float | None, c: float | None) -> str:
+    """Whether a candidate's value ``c`` is ``better``, ``worse`` or the ``same`` as the
+    baseline's ``b`` under a measurement's threshold (``{"op", "absolute"}`` of
+    results.json: ``>``/``>=`` want higher values, ``<``/``<=`` lower ones, ``absolute``
+    compares magnitudes); ``n/a`` without both values or, when they differ, a threshold.
+    Values in the metric's own unit; differences under 1e-12 are the same.
+
+    >>> direction({"op": ">"}, 0.4, 0.6), direction({"op": "<"}, 0.4, 0.6)
+    ('better', 'worse')
+    >>> direction({"op": "<", "absolute": True}, -0.2, 0.1), direction(None, 0.05, 0.1)
+    ('better', 'n/a')
+    """
     if b is None or c is None:
         return "n/a"
     if abs(c - b) < 1e-12:
@@ -133,14 +142,6 @@ def _direction(threshold: dict | None, b: float | None, c: float | None) -> str:
     if abs(gain) < 1e-12:
         return "same"
     return "better" if (gain > 0) == higher else "worse"
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f and abs(f) != float("inf") else None
 
 
 def _clear(a: Any, b: Any) -> bool | None:
@@ -179,7 +180,7 @@ def _p_value(base: Run, cand: Run, bmodel: str, cmodel: str, test: str, dim: str
 
     if bmeas is None or cmeas is None or bmeas.get("n") != cmeas.get("n"):
         return None
-    bv, cv = _num(bmeas.get("value")), _num(cmeas.get("value"))
+    bv, cv = finite(bmeas.get("value")), finite(cmeas.get("value"))
     if bv is None or cv is None:
         return None
     cell = f"{test}|{dim}|{metric}|{'' if group is None else group}"
@@ -212,9 +213,10 @@ def build(runs: list[Run]) -> list[ModelComparison]:
     base = runs[0]
     out = []
     matches = [match_models(base.doc, r.doc) for r in runs[1:]]
-    for bm in sorted(_audited(base.doc), key=_is_ref):
+    for bm in sorted(_audited(base.doc), key=display.is_baseline):
         name = bm["name"]
-        mc = ModelComparison(name, _is_ref(bm), [m.get(name, (None, "none"))[0] for m in matches],
+        mc = ModelComparison(name, display.is_baseline(bm),
+                             [m.get(name, (None, "none"))[0] for m in matches],
                              [m.get(name, (None, "none"))[1] for m in matches])
         if not any(mc.matches):
             out.append(mc)
@@ -255,12 +257,12 @@ def build(runs: list[Run]) -> list[ModelComparison]:
                         continue
                     t = cm.get("threshold") or thr
                     thr = thr or t
-                    bv, cv = _num((bmeas or {}).get("value")), _num(cm.get("value"))
+                    bv, cv = finite((bmeas or {}).get("value")), finite(cm.get("value"))
                     p = _p_value(base, run, name, cname, key[0], key[1], metric, group, bmeas,
                                  cm) if cname and _paired(base, run) else None
                     cells.append(Cell(cm.get("value"), cm.get("ci"), cm.get("verdict"),
                                       None if bv is None or cv is None else cv - bv,
-                                      _direction(t, bv, cv), _clear((bmeas or {}).get("ci"), cm.get("ci")),
+                                      direction(t, bv, cv), _clear((bmeas or {}).get("ci"), cm.get("ci")),
                                       _verdict_change((bmeas or {}).get("verdict"), cm.get("verdict")),
                                       p_value=p))
                 mc.rows.append(Row(key[0], head.get("topic", ""), key[1], metric,
@@ -312,7 +314,14 @@ def caveats(runs: list[Run]) -> list[str]:
     return out
 
 
-def _load(folder: str) -> Run:
+def load_run(folder: str) -> Run:
+    """One run to compare: ``folder``'s results.json (or that file), labelled by the folder's
+    name.
+
+    Raises:
+        UsageError: naming ``folder`` when it holds no results.json, or the file when it is
+            not a results document.
+    """
     path = folder if folder.endswith(".json") else os.path.join(folder, "results.json")
     if not os.path.exists(path):
         raise UsageError(f"{folder}: no results.json here; give folders written by 'sertest run'")
@@ -346,7 +355,7 @@ def run_compare(result_dirs: Sequence[str], out: str) -> CompareResult:
     if len(result_dirs) < 2:
         raise UsageError("sertest compare needs a baseline results folder and at least one "
                          "candidate folder")
-    runs = [_load(d) for d in result_dirs]
+    runs = [load_run(d) for d in result_dirs]
     labels = [r.label for r in runs]
     for i, r in enumerate(runs):  # unique labels
         if labels.count(r.label) > 1:

@@ -19,9 +19,10 @@ The judge (:mod:`sertest.checks.verdict` and the checks) decides verdicts; this 
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Iterable
+
+from . import numbers
 
 #: entry verdicts in display order: failing first
 ORDER = ("error", "fail", "inconclusive", "gated", "pass", "skipped")
@@ -36,19 +37,8 @@ FLAG_TAGS = {"item_failures": "item-failures", "underpowered": "underpowered",
 GATED_TOPICS = ("fairness", "robustness")
 
 
-def num(value: Any, digits: int = 4) -> str:
-    """A number in ``digits`` significant digits; ``n/a`` for missing or non-finite values."""
-    if value is None or isinstance(value, bool):
-        return "n/a" if value is None else str(value)
-    if isinstance(value, int):
-        return str(value)
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(v):
-        return "n/a"
-    return f"{v:.{digits}g}"
+#: the one number formatter (renderers call ``display.num``); see :mod:`.numbers`
+num = numbers.num
 
 
 # -- verdicts ------------------------------------------------------------------------------
@@ -136,6 +126,18 @@ def threshold_text(threshold: dict | None) -> str:
     precision); '' without a threshold."""
     text = str((threshold or {}).get("text") or "")
     return _LONG_NUMBER.sub(lambda m: f"{float(m.group(0)):.3g}", text)
+
+
+def cell_name(m: dict) -> str:
+    """A measurement's name in one-line texts: its metric, then its slice's label (the
+    document's ``group``) in brackets.
+
+    >>> cell_name({"metric": "ccc_difference", "group": "female / 0.25-0.5"})
+    'ccc_difference[female / 0.25-0.5]'
+    >>> cell_name({"metric": "ccc", "group": None})
+    'ccc'
+    """
+    return m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
 
 
 def measurement_text(m: dict) -> str:

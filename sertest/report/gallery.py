@@ -10,6 +10,12 @@ within a total size budget, so the page stays self-contained and small.  The fir
 page says so where it cannot play Opus); without an Opus encoder every pair is WAV.  Levels
 are not normalised: a level change may be the perturbation itself.
 
+Worst-case searches (``robustness_search``) add their *minimal counterexamples* first: for
+the earliest-breaking items of each search (:data:`COUNTEREXAMPLES_PER_SEARCH`, at most
+:data:`MAX_COUNTEREXAMPLES` in all) the clean clip and the clip at the item's breakdown point,
+the mildest grid setting that moved its prediction (two axes: the mildest breaking pair),
+re-created from the search's own listing in ``results.json`` through the same replay.
+
 Anything missing (dataset moved, file gone, unknown perturbation) becomes a note; the
 report never fails because of the gallery.
 """
@@ -27,6 +33,12 @@ import numpy as np
 from .plots import condition_label, condition_spec
 
 MAX_ITEMS = 6
+#: the worst-case search's counterexamples: earliest-breaking items per search entry and in all
+#: (in addition to the MAX_ITEMS pairs of the other robustness tests)
+COUNTEREXAMPLES_PER_SEARCH = 2
+MAX_COUNTEREXAMPLES = 4
+#: the tests whose listed items are breakdown points (checks/search.py)
+SEARCH_CHECKS = ("robustness_search",)
 MAX_SECONDS = 4.0
 SAMPLING_RATE = 16000  # Hz, of the embedded audio
 BUDGET_BYTES = 2_000_000  # base64 characters of all embedded audio together
@@ -60,6 +72,11 @@ class Clip:
     #: WAV versions for browsers without Opus (only the first pairs; see WAV_FALLBACK)
     clean_wav: str | None = None
     perturbed_wav: str | None = None
+    #: the "after" side's perturbation spec as replayed (a search's breakdown setting)
+    spec: dict | None = None
+    #: a search counterexample: the setting that held last (one grid step milder), if any
+    held_at: Any = None
+    counterexample: bool = False
 
     @property
     def mime(self) -> str:
@@ -189,6 +206,51 @@ def pick(candidates: list[tuple[dict, dict, str]], max_items: int = MAX_ITEMS
     return chosen
 
 
+def _is_search(entry: dict) -> bool:
+    return str(entry.get("check") or entry.get("test")) in SEARCH_CHECKS
+
+
+def counterexamples(doc: dict, candidates: list[tuple[dict, dict, str]] = (),
+                    per_search: int = COUNTEREXAMPLES_PER_SEARCH,
+                    most: int = MAX_COUNTEREXAMPLES) -> list[tuple[dict, dict, str]]:
+    """(entry, row, anchor) of the worst-case searches' minimal counterexamples.
+
+    Read from each search entry's ``plots.worst`` (earliest-breaking first; each row's spec
+    is the perturbation at the item's breakdown point) of the candidate models (baselines
+    left out); per entry its first ``per_search`` rows, taken in turns across entries (the
+    first entry of each search test, then the second ..., so every search, model and
+    dimension is heard before a second item of one), each clip (item, model, setting) once,
+    at most ``most``.  ``anchor``: the candidates' anchor of the entry (its section of
+    the report), else ``gallery``."""
+    from .display import is_baseline
+    from .plots import worst_rows
+
+    baseline = {m.get("name") for m in doc.get("models", []) if is_baseline(m)}
+    anchors = {(e.get("test"), e.get("model"), e.get("dimension")): a
+               for e, _, a in candidates}
+    queues, per_test = [], {}
+    for e in doc.get("tests", []):
+        plots = e.get("plots")
+        if not _is_search(e) or e.get("model") in baseline or not isinstance(plots, dict):
+            continue
+        rows = [r for r in worst_rows(plots.get("worst") or []) if r["spec"]][:per_search]
+        key = (e.get("test"), e.get("model"), e.get("dimension"))
+        anchor = anchors.get(key, "gallery")
+        # k-th entry of its test: every search test (one axis, two axes) is heard early
+        rank = per_test[e.get("test")] = per_test.get(e.get("test"), -1) + 1
+        queues.append((rank, len(queues), [(e, r, anchor) for r in rows]))
+    queues = [q for _, _, q in sorted(queues, key=lambda t: t[:2])]
+    chosen, seen = [], set()
+    for turn in range(per_search):
+        for q in queues:
+            if turn < len(q) and len(chosen) < most:
+                e, r, _ = q[turn]
+                if (r["id"], e.get("model"), str(r["spec"])) not in seen:
+                    seen.add((r["id"], e.get("model"), str(r["spec"])))
+                    chosen.append(q[turn])
+    return chosen
+
+
 def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: int, seed: int
             ) -> np.ndarray:
     """The signal the model heard: item audio at ``sr`` Hz, perturbed as the engine does."""
@@ -202,6 +264,32 @@ def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: in
     if spec is None:
         return x
     return condition_signal(x, sr, from_spec(spec), seed, item_id)
+
+
+def _pair(items: "_Items", row: dict, sr: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The "before" and "after" signals of one worst row at ``sr`` Hz (see :func:`build`)."""
+    raw = row.get("raw") or {}
+    after_spec = row.get("spec")
+    before_spec = condition_spec(raw.get("baseline"))
+    before_id = str(raw.get("reference_id") or row["id"])
+    if after_spec is None and before_id == row["id"]:
+        raise ValueError("no perturbation to re-create for this item")
+    before_item = {} if before_id != row["id"] else raw
+    return (_render(items, before_item, before_id, before_spec, sr, seed),
+            _render(items, raw, row["id"], after_spec, sr, seed))
+
+
+def replay(doc: dict, row: dict, model: str | None = None, data_root: str | None = None
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    """What the model heard for one worst row (from :func:`plots.worst_rows` or
+    :func:`counterexamples`): the "before" and "after" signals at the model's sampling rate
+    (Hz, the third value), as the gallery embeds them before its 16 kHz playback copy.
+    Raises if the item's audio cannot be read."""
+    rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
+             for m in doc.get("models", [])}
+    sr = rates.get(model, SAMPLING_RATE)
+    x, y = _pair(_Items(doc, data_root), row, sr, int(doc.get("seed", 0) or 0))
+    return x, y, sr
 
 
 def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int = MAX_ITEMS,
@@ -224,27 +312,32 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
     rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
              for m in doc.get("models", [])}
     used = 0
+    found = counterexamples(doc, candidates)
+    if found:
+        notes.append(f"The first {len(found)} pair(s) are worst-case search counterexamples: "
+                     "the clean item and the item at its breakdown point, the mildest searched "
+                     "setting (two axes: pair of settings) that moved its prediction, one grid "
+                     "step past the last that held; earliest-breaking items first, at most "
+                     f"{COUNTEREXAMPLES_PER_SEARCH} per search.")
+    candidates = [c for c in candidates if not _is_search(c[0])]
     chosen = pick(candidates, max_items)
     if len(candidates) > len(chosen):
         notes.append(f"{len(chosen)} of {len(candidates)} listed items are shown, largest change "
                      f"first, each item and each condition once (so milder conditions are heard "
                      f"too), at most half from one test; unchanged items are left out.")
     over_budget = 0
-    for entry, row, anchor in chosen:
+    for entry, row, anchor in found + chosen:
         raw = row.get("raw") or {}
         clip = Clip(entry["test"], entry["model"], entry["dimension"], anchor, row["id"],
-                    row["condition"], row.get("clean"), row.get("perturbed"), row.get("change"))
+                    row["condition"], row.get("clean"), row.get("perturbed"), row.get("change"),
+                    spec=row.get("spec"), held_at=raw.get("held_at"),
+                    counterexample=_is_search(entry))
         clips.append(clip)
         try:
             sr = rates.get(entry["model"], SAMPLING_RATE)
-            after_spec = row.get("spec")
             before_spec = condition_spec(raw.get("baseline"))
             before_id = str(raw.get("reference_id") or row["id"])
-            if after_spec is None and before_id == row["id"]:
-                raise ValueError("no perturbation to re-create for this item")
-            before_item = {} if before_id != row["id"] else raw
-            x = _render(items, before_item, before_id, before_spec, sr, seed)
-            y = _render(items, raw, row["id"], after_spec, sr, seed)
+            x, y = _pair(items, row, sr, seed)
             x16, y16 = audio.resample(x, sr, SAMPLING_RATE), audio.resample(y, sr, SAMPLING_RATE)
             n = int(max_seconds * SAMPLING_RATE)
             clip.cut = max(len(x16), len(y16)) > n

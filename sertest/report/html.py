@@ -32,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, Undefined
 from markupsafe import Markup
 
 from .._version import __version__
+from ..checks import metric_info
 from ..results import TOPICS, Results
 from . import display, gallery, svg
 from ..validate.shipped import shipped_validity, validity_line
@@ -43,51 +44,11 @@ VERDICT_ORDER = display.ORDER
 VERDICT_ICON = {"pass": "✓", "fail": "✗", "inconclusive": "?", "error": "!", "skipped": "–",
                 "gated": "⊘", "info": "i"}
 
-#: one-line explanations of metric ids shown beside measurements
-METRIC_HELP = {
-    "ccc": "concordance correlation coefficient: agreement of prediction and truth "
-           "(1 perfect, 0 none); penalises bias and scale",
-    "pcc": "Pearson correlation: linear association, ignores bias and scale",
-    "mae": "mean absolute error, in label units",
-    "mse": "mean squared error",
-    "uar": "unweighted average recall: mean recall over classes (chance = 1 / classes)",
-    "uap": "unweighted average precision over classes",
-    "accuracy": "share of items classified correctly",
-    "jsd": "Jensen–Shannon distance between predicted and true distributions (0 = equal)",
-    "spearman": "Spearman rank correlation",
-    "fraction_unchanged": "share of items whose prediction stays within the tolerance",
-    "percentage_unchanged": "share of items whose prediction stays within the tolerance",
-    "ccc_change": "CCC under the perturbation minus clean CCC",
-    "uar_change": "UAR under the perturbation minus clean UAR",
-    "ccc_difference": "group CCC minus the combined set's CCC",
-    "uar_difference": "group UAR minus the combined set's UAR",
-    "unchanged": "share of items whose prediction stays within the tolerance (emotion: same label)",
-    "unchanged_room": "share of items unchanged between simulated rooms",
-    "unchanged_position": "share of items unchanged between microphone positions",
-    "fidelity": "agreement with the reference model under the same condition",
-    "proportion_in_range": "share of predictions inside the range the emotion label implies",
-    "relative_difference_per_class": "predicted minus true share of the class",
-    "relative_difference_per_bin": "group minus combined share of predictions in the bin",
-    "mean_difference": "group mean prediction minus the combined mean",
-    "precision_per_class": "precision of the class",
-    "recall_per_class": "recall of the class",
-    "precision_per_bin_difference": "group minus combined precision in the bin",
-    "recall_per_bin_difference": "group minus combined recall in the bin",
-    "precision_per_class_difference": "group minus combined precision of the class",
-    "recall_per_class_difference": "group minus combined recall of the class",
-    "class_proportion_mae": "mean absolute error of per-speaker class shares",
-    "mean_shift_difference": "shift with lexical sentiment in one language minus the mean shift",
-}
-
 
 def metric_help(metric: str) -> str:
-    """A one-line explanation of a metric id (empty if unknown)."""
-    if metric in METRIC_HELP:
-        return METRIC_HELP[metric]
-    if metric.startswith("breakdown_"):
-        return ("perturbation strength at which the criterion first crosses its limit "
-                "(interpolated between levels)")
-    return ""
+    """A one-line explanation of a metric id (empty if unknown), from the metric
+    declarations (:mod:`sertest.checks.metric_info`)."""
+    return metric_info.metric_help(metric)
 
 
 # ----------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..results import Results
 from . import display
+from .numbers import num
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
@@ -39,27 +40,16 @@ def _clean(text: Any) -> str:
     return _INVALID_XML.sub("", str(text))
 
 
-def _num(v: Any) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
 def describe(m: dict) -> str:
     """``ccc[female] = 0.41 [0.35, 0.47] (threshold > 0.5, n = 120): fail``."""
-    name = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
+    name = display.cell_name(m)
     ci = m.get("ci")
-    ci_text = f" [{_num(ci[0])}, {_num(ci[1])}]" if ci and len(ci) == 2 else ""
+    ci_text = f" [{num(ci[0])}, {num(ci[1])}]" if ci and len(ci) == 2 else ""
     thr = (m.get("threshold") or {}).get("text")
     extra = ", ".join(x for x in (f"threshold {thr}" if thr else "",
                                    f"n = {m['n']}" if m.get("n") is not None else "") if x)
-    return f"{name} = {_num(m.get('value'))}{ci_text}" + (f" ({extra})" if extra else "") + \
+    return f"{name} = {num(m.get('value'))}{ci_text}" + (f" ({extra})" if extra else "") + \
         f": {m.get('verdict')}"
-
-
-_is_ref = display.is_baseline  # one definition for every renderer
 
 
 def _message(entry: dict, verdicts: tuple[str, ...]) -> str:
@@ -95,7 +85,7 @@ def render(results: Results) -> str:
         by_model.setdefault(t["model"], []).append(t)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for model, entries in by_model.items():
-        ref = _is_ref(models.get(model))
+        ref = display.is_baseline(models.get(model))
         suite = ET.SubElement(root, "testsuite", name=_clean(f"{suite_name}: {model}"))
         props = ET.SubElement(suite, "properties")
         info = models.get(model, {})
@@ -119,7 +109,7 @@ def render(results: Results) -> str:
                 ET.SubElement(cprops, "property", name="flags",
                               value=_clean(", ".join(k for k, _ in display.flags(t))))
             for m in t.get("measurements", []):
-                key = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
+                key = display.cell_name(m)
                 ci = m.get("ci") or [None, None]
                 value = m.get("value")
                 ET.SubElement(cprops, "property", name=_clean(key),

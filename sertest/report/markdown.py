@@ -13,6 +13,7 @@ import unicodedata
 from ..results import Results
 from ..validate.shipped import shipped_validity, validity_line
 from . import display
+from .numbers import num
 
 _ICON = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive",
          "error": "💥 error", "skipped": "➖ skipped", "gated": "🚧 gated"}
@@ -48,9 +49,7 @@ def _esc(text) -> str:
 
 def _num(v) -> str:
     """A number for a cell (``n/a`` for none; anything else escaped as text)."""
-    if v is None:
-        return "n/a"
-    return f"{v:.3f}" if isinstance(v, float) else (str(v) if isinstance(v, int) else _esc(v))
+    return _esc(v) if isinstance(v, str) else num(v, 3, fixed=True)
 
 
 def _measure(m: dict) -> str:

@@ -1,37 +1,16 @@
-"""Turn a test entry's free-form ``plots`` dict into drawable views for the HTML report.
+"""Turn a test entry's ``plots`` into drawable views for the HTML report.
 
-Checks put whatever they like under ``plots``.  Two *composite* layouts are recognised by
-``plots["kind"]``: ``robustness`` (:mod:`sertest.checks.robustness`: per-condition 2-D
-histograms or confusion matrices, fraction unchanged per condition, worst items) and
-``dose`` (:mod:`sertest.checks.dose`: metric curves over levels with the limit and the
-breakdown point, worst items).  Otherwise each named plot is recognised by its ``kind`` key,
-its name, or its keys:
+Checks write their plots through the figure contract (:mod:`sertest.figures`, listed in
+docs/results-schema.md, "Figures"): ``plots`` is one composite figure (``robustness``,
+``dose``, ``search``, ``search_pair``, ``metamorphic``, ``slices``) or a mapping of plot
+names to figures, and every figure names its ``kind``.  This module draws by that kind
+only; a kind it has no drawing for is shown as data with a note.
 
-=======================  ====================================================================
-drawing                  shape
-=======================  ====================================================================
-scatter                  ``{truth: [..], prediction: [..]}``
-histogram                ``{edges, truth: counts, prediction: counts}`` or
-                         ``{edges, counts: {series: counts}}`` or ``{series: {name: values}}``
-confusion matrix         ``{truth: row labels, prediction: column labels, counts: [[..]]}`` or
-                         ``{labels, matrix}``
-class shares             ``{classes, truth: shares, prediction: shares}``
-category distributions   ``{edges, categories: {cat: {range: [lo, hi], histogram, n}}}``
-speaker averages         ``{flag?, speakers: [{speaker, n, truth, prediction}]}`` or
-                         ``{speaker: [..], truth: [..], prediction: [..]}``
-speaker class shares     ``{classes, speakers: [{speaker, truth: [..], prediction: [..]}]}``
-ranks                    ``{quartile?, series: {name: {truth, prediction}}}`` or a name with
-                         "rank" and ``{truth, prediction}``
-group distributions      ``{edges, combined, groups: {g: counts}}``, ``{classes, combined,
-                         groups: {g: shares}}``, ``{groups: {g: values}}``
-group sizes              ``[{group, n}]``
-change (robustness)      ``{clean: [..], perturbed: [..], tolerance?}``
-dose-response            ``{levels, values, ci?, threshold?, breakdown?}``
-bars, lines              ``{labels, values}``, ``{x, series: {name: [..]}}``
-worst items              ``[{id, condition, clean|baseline_value, perturbed|condition_value, ..}]``
-table                    a mapping of scalars, or of mappings of scalars
-=======================  ====================================================================
-
+Migration path: documents of older schemas (``sertest/results@1``, ``@2``, read by
+``sertest report`` and ``sertest compare``) carry named plots without a ``kind``.  For those,
+and only those, :func:`legacy_kind` guesses the kind from the plot's name and keys, mapping
+the shapes the checks wrote then onto today's kinds (and a few older shapes onto drawings
+kept for them: ``change``, ``dose_response``, ``lines``, ``table``, ``worst`` lists, ...).
 Scalars become a one-line note; anything else is shown as an escaped data preview, so an
 unknown or malformed plot never breaks the page.
 """
@@ -45,6 +24,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from .. import figures
 from . import svg
 
 MAX_PLOTS_PER_ENTRY = 40
@@ -122,8 +102,22 @@ def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool))
 
 
-def detect(name: str, data: Any) -> str:
-    """The kind of one named plot; ``unknown`` if not recognised."""
+def figure_kind(name: str, data: Any) -> str:
+    """The kind to draw one named plot as: its ``kind`` key (results@3 on), else the
+    migration guess of :func:`legacy_kind` (older documents)."""
+    if isinstance(data, dict) and "kind" in data:
+        return str(data["kind"])
+    return legacy_kind(name, data)
+
+
+#: older name of :func:`figure_kind`
+detect = figure_kind
+
+
+def legacy_kind(name: str, data: Any) -> str:
+    """Migration path for documents of schemas before ``sertest/results@3``, whose plots
+    have no ``kind``: the kind guessed from the plot's name and keys (``unknown`` if not
+    recognised).  Never used for a figure that names its kind."""
     n = name.lower()
     if _is_scalar(data):
         return "scalar"
@@ -136,9 +130,6 @@ def detect(name: str, data: Any) -> str:
         return "unknown"
     if not isinstance(data, dict):
         return "unknown"
-    kind = data.get("kind")
-    if isinstance(kind, str) and kind in KINDS:
-        return kind
     keys = set(data)
     if "worst" in n and isinstance(data.get("items"), list):
         return "worst"
@@ -157,12 +148,16 @@ def detect(name: str, data: Any) -> str:
     if {"clean", "perturbed"} <= keys:
         return "change"
     if "groups" in keys and isinstance(data["groups"], dict):
-        return "groups"
+        groups = data["groups"]
+        if "edges" in keys or "classes" in keys:
+            return "groups"
+        return "shares" if groups and all(isinstance(v, dict) for v in groups.values()) \
+            else "distributions"
     if "classes" in keys and {"truth", "prediction"} <= keys:
         return "class_shares"
     if {"truth", "prediction"} <= keys:
         if "rank" in n:
-            return "rank"
+            return "ranks"
         if "edges" in keys or "bins" in keys or "hist" in n or "distribution" in n:
             return "histogram"
         return "scatter"
@@ -178,14 +173,25 @@ def detect(name: str, data: Any) -> str:
         return "table"
     if data and all(isinstance(v, dict) and all(_is_scalar(x) for x in v.values()) for v in data.values()):
         return "table"
-    if data and all(isinstance(v, (dict, list)) for v in data.values()) and any(
-            detect(f"{name} {k}", v) not in ("unknown", "table") for k, v in list(data.items())[:8]):
-        return "family"
+    if data and all(isinstance(v, (dict, list)) for v in data.values()):
+        members = {str(k): legacy_kind(f"{name} {k}", v) for k, v in list(data.items())[:8]}
+        if all(k == "histogram" and isinstance(v, dict) and "prediction" in v and "edges" in v
+               for k, v in zip(members.values(), data.values())):
+            return "categories"
+        if all(k == "speakers" for k in members.values()):
+            return "speakers_per_class"
+        if all(k == "ranks" for k in members.values()):
+            return "ranks_per_class"
+        if any(k not in ("unknown", "table") for k in members.values()):
+            return "family"
     return "unknown"
 
 
-KINDS = ("scatter", "histogram", "confusion", "speakers", "rank", "change", "dose_response",
-         "groups", "bars", "lines", "worst", "class_shares", "category", "table")
+#: the kinds drawn for figures of the contract (:data:`sertest.figures.KINDS`)
+KINDS = tuple(figures.KINDS)
+#: further drawings kept for the plots of older documents (see :func:`legacy_kind`)
+LEGACY_KINDS = ("category", "speaker_shares", "rank_series", "dose_response", "change", "groups",
+                "group_sizes", "class_shares", "lines", "worst", "table")
 
 
 def _title(name: str) -> str:
@@ -217,8 +223,12 @@ def render_plots(plots: Any, *, dimension: str = "value",
     if not isinstance(plots, dict):
         return [PlotView("plots", "unknown", raw=_preview(plots),
                          note="plots is not a mapping; shown as data")]
-    composite = {"robustness": _robustness, "dose": _dose}.get(str(plots.get("kind")))
-    if composite is not None:
+    composite = COMPOSITES.get(str(plots.get("kind")))
+    if "kind" in plots and composite is None:
+        views = [PlotView("plots", "unknown", raw=_preview(plots),
+                          note=f"no drawing for figure kind {plots.get('kind')!r}; its data is "
+                               "shown instead")]
+    elif composite is not None:
         try:
             views = composite(plots, dimension, thresholds, verdicts)
         except Exception as exc:  # noqa: BLE001 - fall back to drawing the parts one by one
@@ -257,7 +267,7 @@ def _row_verdicts(verdicts: dict, labels: list, metric: Any = None,
 def _generic(plots: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
     verdicts = verdicts or {}
     views: list[PlotView] = []
-    kinds = {str(k): detect(str(k), v) for k, v in plots.items()}
+    kinds = {str(k): figure_kind(str(k), v) for k, v in plots.items()}
     has_hist = "histogram" in kinds.values()
     facts = [f"{_title(k)}: {svg.fmt(v) if isinstance(v, float) else v}" for k, v in plots.items()
              if kinds[str(k)] == "scalar"]
@@ -285,8 +295,8 @@ def _range(text: Any) -> list | None:
 def _family_ridges(name: str, data: dict, dim: str) -> PlotView | None:
     """A family of histograms on the same edges (e.g. predictions per emotion category) as
     one ridge plot; None if the members are not such histograms."""
-    members = [(str(k), v) for k, v in data.items()]
-    if len(members) < 2 or not all(isinstance(v, dict) and isinstance(v.get("edges"), list)
+    members = [(str(k), v) for k, v in data.items() if k != "kind"]
+    if len(members) < 1 or not all(isinstance(v, dict) and isinstance(v.get("edges"), list)
                                    and isinstance(v.get("prediction"), list) for _, v in members):
         return None
     edges = members[0][1]["edges"]
@@ -308,7 +318,7 @@ def _family_ridges(name: str, data: dict, dim: str) -> PlotView | None:
 
 def _render_one(name: str, data: Any, dim: str, thresholds: dict, views: list, depth: int,
                 has_hist: bool = False, verdicts: dict | None = None) -> None:
-    kind = detect(name, data)
+    kind = figure_kind(name, data)
     ridge = _family_ridges(name, data, dim) if kind == "family" else None
     if ridge is not None:  # one plot for the family instead of one histogram per member
         views.append(ridge)
@@ -415,10 +425,40 @@ def _draw(name: str, kind: str, d: Any, dim: str, thresholds: dict,
                          f"rank of truth per speaker (boxes: top and bottom {q:.0%})", "rank",
                          svg.ranks(v.get("truth", []), v.get("prediction", []), quartile=q), group=name)
                 for s, v in d["series"].items()]
-    if kind == "rank":
+    if kind == "ranks":
         _need(d, "truth", "prediction")
-        return [PlotView(_caption(name, kind, "rank against rank (boxes: top and bottom quarter)"), kind,
+        return [PlotView(_caption(name, "rank", "rank of prediction against rank of truth per "
+                                  "speaker (boxes: top and bottom quarter)"), "rank",
                          svg.ranks(d["truth"], d["prediction"]))]
+    if kind == "ranks_per_class":
+        return [PlotView(f"{_title(name)}: {c}: rank of prediction against rank of truth per "
+                         "speaker (boxes: top and bottom quarter)", "rank",
+                         svg.ranks(v.get("truth", []), v.get("prediction", [])), group=name)
+                for c, v in _members(d)]
+    if kind == "speakers_per_class":
+        return [PlotView(f"{_title(name)}: share of {c} per speaker (○ truth, ● prediction; gaps "
+                         f"over {float(v.get('flag', 0.2)):g} in vermillion)", "speakers",
+                         svg.speakers(v["speaker"], v["truth"], v["prediction"],
+                                      flag=float(v.get("flag", 0.2)), counts=v.get("n"),
+                                      ylabel=f"share of {c}"), group=name)
+                for c, v in _members(d)]
+    if kind == "categories":
+        ridge = _family_ridges(name, d, dim)
+        if ridge is None:
+            raise ValueError("the categories' histograms do not share their bin edges")
+        return [ridge]
+    if kind == "shares":
+        return [PlotView(_caption(name, "class_proportion", "class shares per series (truth, "
+                                  "prediction) or group"), "proportions",
+                         svg.proportions(d["groups"]))]
+    if kind == "distributions":
+        return [PlotView(_caption(name, "distribution", "distribution of predictions per group "
+                                  "(box: quartiles, whiskers: 5–95 %, ○ mean)"), "groups",
+                         svg.distributions(d["groups"], xlabel=f"predicted {dim}",
+                                           reference=d.get("reference")))]
+    if kind == "sizes":
+        return [PlotView(_caption(name, "group", "items per group"), "bars",
+                         svg.bars(d["labels"], d["values"], xlabel=str(d.get("metric") or "items")))]
     if kind == "change":
         tol = float(d.get("tolerance", 0.05))
         out = [PlotView(_caption(name, kind, "change under the perturbation (band: unchanged)"), kind,
@@ -629,6 +669,127 @@ def _dose(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> 
     if p.get("worst"):
         views.append(PlotView("items that changed most", "worst", rows=worst_rows(p["worst"])))
     return views
+
+
+def _search(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
+    """The distribution of the items' breakdown levels along the searched axis (censored
+    items counted apart), then the items that broke earliest."""
+    items = [it for it in p.get("items") or [] if isinstance(it, dict)]
+    broken = [float(it["breakdown"]) for it in items
+              if not it.get("censored") and _num(it.get("breakdown")) is not None]
+    unit = str(p.get("unit") or "")
+    what = f"{p.get('parameter') or p.get('axis') or 'level'}" + (f" ({unit})" if unit else "")
+    held = len(items) - len(broken)
+    note = (f"{len(broken)} of {len(items)} items broke within the searched range; {held} held "
+            f"at every level searched (censored, not drawn); {p.get('calls', '?')} model calls "
+            f"of a budget of {p.get('budget', '?')}")
+    views = [PlotView(f"breakdown point per item along {p.get('axis', 'the axis')}: {what} at "
+                      "which the prediction first moved beyond the tolerance", "histogram",
+                      svg.histogram({"items": broken}, edges=_level_edges(broken), xlabel=what,
+                                    density=False) if broken else None, note=note)]
+    if p.get("worst"):
+        views.append(PlotView("items that broke at the mildest level", "worst",
+                              rows=worst_rows(p["worst"])))
+    return views
+
+
+def _search_pair(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
+    """The distribution of the items' breaking severity on the two-axis grid (censored items
+    counted apart), then the items that broke at the mildest pair."""
+    items = [it for it in p.get("items") or [] if isinstance(it, dict)]
+    sev = [float(it["severity"]) for it in items
+           if not it.get("censored") and _num(it.get("severity")) is not None]
+    axes = " × ".join(f"{a} ({u})" if u else str(a)
+                      for a, u in zip(p.get("axes") or [], p.get("units") or []))
+    note = (f"{len(sev)} of {len(items)} items broke on the grid of {axes}; "
+            f"{len(items) - len(sev)} held everywhere (censored, not drawn); "
+            f"{p.get('calls', '?')} model calls of a budget of {p.get('budget', '?')}")
+    views = [PlotView("severity of each item's mildest breaking pair (mean share of each axis' "
+                      "range covered; 1 = most severe corner)", "histogram",
+                      svg.histogram({"items": sev}, edges=[i / 10 for i in range(11)],
+                                    xlabel="severity", density=False) if sev else None,
+                      note=note)]
+    if p.get("worst"):
+        views.append(PlotView("items that broke at the mildest pair", "worst",
+                              rows=worst_rows(p["worst"])))
+    return views
+
+
+def _metamorphic(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
+    """Per expectation the share of items for which it holds (with its interval and the
+    measured verdict), the mean change where measured, and the items breaking it furthest."""
+    rows = [r for r in p.get("expectations") or [] if isinstance(r, dict)]
+    views: list[PlotView] = []
+    if rows:
+        labels = [str(r.get("label")) for r in rows]
+        views.append(PlotView(
+            "share of items for which each expectation holds (shaded: the threshold's passing "
+            "region; colour: the measured verdict)", "bars",
+            svg.dots_ci(labels, [r.get("holds") for r in rows], [r.get("ci") for r in rows],
+                        threshold=thresholds.get("holds"),
+                        verdicts=_row_verdicts(verdicts or {}, labels, "holds"),
+                        xlabel="share holding")))
+        moved = [r for r in rows if _num(r.get("mean_change")) is not None]
+        if moved:
+            views.append(PlotView(f"mean change of predicted {dim} per expectation", "bars",
+                                  svg.bars([str(r.get("label")) for r in moved],
+                                           [r["mean_change"] for r in moved],
+                                           xlabel="mean change")))
+        views.append(PlotView("expectations", "table", columns=["relation", "by", "holds", "n"],
+                              table=[(str(r.get("label")), [_cell(r.get("relation")),
+                                                            _cell(r.get("by")),
+                                                            _cell(r.get("holds")),
+                                                            _cell(r.get("n"))]) for r in rows]))
+    if p.get("worst"):
+        views.append(PlotView("items that break an expectation furthest", "worst",
+                              rows=worst_rows(p["worst"])))
+    return views
+
+
+def _slices(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -> list[PlotView]:
+    """The listed slices' error difference with its interval (coloured by the measured
+    verdict), and their table: items, speakers, effect, interval, q value, discovered."""
+    rows = [r for r in p.get("slices") or [] if isinstance(r, dict)]
+    tested = f"{p.get('tested', '?')} slices tested at a false discovery rate of {p.get('fdr', '?')}"
+    if not rows:
+        return [PlotView("slices", "note", note=f"no slice listed; {tested}")]
+    labels = [str(r.get("slice")) for r in rows]
+    cis = [[r.get("lo"), r.get("hi")] for r in rows]
+    views = [PlotView("mean error inside each slice minus outside it (line: its interval; colour: "
+                      "the measured verdict)", "bars",
+                      svg.dots_ci(labels, [r.get("effect") for r in rows], cis,
+                                  threshold=thresholds.get("slice_error_difference"),
+                                  verdicts=_row_verdicts(verdicts or {}, labels,
+                                                         "slice_error_difference"),
+                                  xlabel="error difference"), note=tested),
+             PlotView("slices with the largest error difference", "table",
+                      columns=["n", "speakers", "effect", "interval", "q", "effect size",
+                               "discovered"],
+                      table=[(str(r.get("slice")), [
+                          _cell(r.get("n")), _cell(r.get("speakers")), _cell(r.get("effect")),
+                          f"[{_cell(r.get('lo'))}, {_cell(r.get('hi'))}]", _cell(r.get("q")),
+                          _cell(r.get("effect_size")), "yes" if r.get("discovered") else "no"])
+                          for r in rows])]
+    return views
+
+
+def _level_edges(values: list[float], bins: int = 12) -> list[float]:
+    """Equal bins over the range of ``values`` (one bin around a single value)."""
+    lo, hi = min(values), max(values)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    step = (hi - lo) / bins
+    return [lo + i * step for i in range(bins + 1)]
+
+
+#: drawings of the composite figures (a test's whole ``plots``) by kind
+COMPOSITES = {"robustness": _robustness, "dose": _dose, "search": _search,
+              "search_pair": _search_pair, "metamorphic": _metamorphic, "slices": _slices}
+
+
+def _members(d: dict) -> list[tuple[str, dict]]:
+    """The members of a family figure (every key but ``kind``)."""
+    return [(str(k), v) for k, v in d.items() if k != "kind" and isinstance(v, dict)]
 
 
 def _need(d: dict, *keys: str) -> None:

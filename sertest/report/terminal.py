@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..results import Results
 from . import display
+from .numbers import num
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCL", "error": "ERROR",
          "skipped": "skip", "gated": "GATED"}
@@ -16,17 +17,13 @@ SHOWN = 3
 
 
 def fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+    """A value of the summary: three decimals (:func:`.numbers.num`)."""
+    return num(value, 3, fixed=True)
 
 
 def _brief(m: dict) -> str:
-    group = f"[{m['group']}]" if m.get("group") is not None else ""
     thr = display.threshold_text(m.get("threshold"))
-    return f"{m['metric']}{group}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "")
+    return f"{display.cell_name(m)}={fmt(m.get('value'))}" + (f" ({thr})" if thr else "")
 
 
 def entry_lines(doc: dict, t: dict, verbose: bool = False) -> list[str]:
