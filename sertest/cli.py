@@ -134,10 +134,11 @@ def _parser() -> argparse.ArgumentParser:
                           "run, which a rerun resumes from the cache)")
     run.add_argument("--no-profile", dest="profile", action="store_false",
                      help="skip the efficiency profile (peak RAM, real-time factor per model)")
-    run.add_argument("--executor", choices=["local", "dask", "batched", "batched-processes"],
-                     default=None,
-                     help="where predictions run (default: local threads; with a model on a "
-                          "GPU: batched, model calls from several items of similar length)")
+    run.add_argument("--executor", default=None, metavar="NAME",
+                     help="where predictions run: a registered executor (built in: local, "
+                          "dask, batched, batched-processes; default: local threads; with a "
+                          "model on a GPU: batched, model calls from several items of "
+                          "similar length); an unknown name is a usage error listing them")
     run.add_argument("--device", default="cpu", metavar="cpu|auto|cuda[:N]",
                      help="where torch, Hugging Face and ONNX models compute (default cpu; "
                           "auto: GPU 0 where the model's runtime finds one, else the CPU)")

@@ -270,7 +270,7 @@ DOCTEST_MODULES = ("sertest", "sertest.vocabulary", "sertest._version", "sertest
                    "sertest.models", "sertest.data.dataset", "sertest.report.numbers",
                    "sertest.results", "sertest.checks.base", "sertest.figures",
                    "sertest.checks.metric_info", "sertest.report", "sertest.report.display",
-                   "sertest.report.compare")
+                   "sertest.report.compare", "sertest.report.gallery")
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

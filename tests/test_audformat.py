@@ -99,10 +99,10 @@ def test_the_chosen_table_is_audited_and_named(tmp_path, capsys):
     assert "data splits::emotion.test (5 items)" in capsys.readouterr().out
     doc = json.loads((out / "results.json").read_text())
     assert doc["dataset"]["table"] == "emotion.test" and doc["dataset"]["items"] == 5
-    from sertest.report.gallery import _Items   # reports read the same table again
+    from sertest.report.gallery import AuditItems   # reports read the same table again
 
-    items = _Items({"dataset": ds.describe()})
-    assert list(items._load().index) == ds.ids
+    items = AuditItems({"dataset": ds.describe()})
+    assert list(items.table().index) == ds.ids
 
 
 def test_scheme_bounds_declare_the_label_range(tmp_path):

@@ -162,12 +162,12 @@ def test_cli_records_the_range_in_results_and_run_header(tmp_path, capsys):
 
 
 def test_report_gallery_reloads_data_with_the_recorded_range(tmp_path):
-    from sertest.report.gallery import _Items
+    from sertest.report.gallery import AuditItems
 
     path = _manifest(tmp_path / "d", MSP)
     ds = load_dataset(str(path), label_range="arousal=1:7,valence=1:5")
-    items = _Items({"dataset": ds.describe()})
-    assert items._load() is not None, items.error
+    items = AuditItems({"dataset": ds.describe()})
+    assert items.table() is not None, items.error
 
 
 # -- label map ------------------------------------------------------------------------------

@@ -272,7 +272,9 @@ class Delta:
 
     @property
     def label(self) -> str:
-        return f"{self.metric}[{self.group}]" if self.group is not None else self.metric
+        from ..report.display import cell_name
+
+        return cell_name({"metric": self.metric, "group": self.group})
 
 
 class Baseline:

@@ -180,7 +180,7 @@ class SuiteItem(pytest.Item):
         if display.flags(entry):
             props.append(("sertest.flags", "; ".join(display.flag_texts(entry))))
         for m in entry.get("measurements", []):
-            label = m["metric"] + (f"[{m['group']}]" if m.get("group") is not None else "")
+            label = display.cell_name(m)
             props.append((label, fmt(m.get("value"))))
             if m.get("ci"):
                 props.append((f"{label}.ci", f"[{fmt(m['ci'][0])}, {fmt(m['ci'][1])}]"))

@@ -124,8 +124,20 @@ def encode(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
         return wav_data_uri(signal, sampling_rate)
 
 
-class _Items:
-    """Finds an item's audio file: from the worst entry itself or the audit's dataset."""
+class AuditItems:
+    """The audited dataset's items, read again from the results document's description
+    (``doc["dataset"]``: its source, audformat table and label ranges), to find an item's
+    audio file: from the worst entry itself or from the dataset's table.
+
+    A dataset that is gone is no exception: :meth:`table` returns ``None`` and
+    :attr:`error` says why.
+
+    >>> items = AuditItems({"dataset": {"source": "/no/such/data.csv"}})
+    >>> items.table() is None
+    True
+    >>> items.error
+    "the dataset '/no/such/data.csv' is not available on this machine"
+    """
 
     def __init__(self, doc: dict, data_root: str | None = None) -> None:
         self.source = (doc.get("dataset") or {}).get("source") or ""
@@ -144,7 +156,7 @@ class _Items:
                 base = self.source if os.path.isdir(self.source) else os.path.dirname(self.source)
                 path = os.path.join(base, path)
             return path, _f(item.get("start")), _f(item.get("end"))
-        table = self._load()
+        table = self.table()
         item_id = str(item.get("id"))
         if table is None:
             raise LookupError(self.error or "the dataset is not available")
@@ -153,7 +165,10 @@ class _Items:
         row = table.loc[item_id]
         return str(row["file"]), _f(row.get("start")), _f(row.get("end"))
 
-    def _load(self):
+    def table(self):
+        """The dataset's item table (a ``pandas.DataFrame`` indexed by item id, as
+        :func:`sertest.data.load_dataset` reads it with the audit's options), read once;
+        ``None`` when the dataset cannot be read (:attr:`error` says why)."""
         if self._table is None and self.error is None:
             if not self.source or not os.path.exists(self.source):
                 self.error = f"the dataset {self.source!r} is not available on this machine"
@@ -251,7 +266,7 @@ def counterexamples(doc: dict, candidates: list[tuple[dict, dict, str]] = (),
     return chosen
 
 
-def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: int, seed: int
+def _render(items: "AuditItems", item: dict, item_id: str, spec: dict | None, sr: int, seed: int
             ) -> np.ndarray:
     """The signal the model heard: item audio at ``sr`` Hz, perturbed as the engine does."""
     from .. import audio
@@ -266,7 +281,7 @@ def _render(items: "_Items", item: dict, item_id: str, spec: dict | None, sr: in
     return condition_signal(x, sr, from_spec(spec), seed, item_id)
 
 
-def _pair(items: "_Items", row: dict, sr: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _pair(items: "AuditItems", row: dict, sr: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The "before" and "after" signals of one worst row at ``sr`` Hz (see :func:`build`)."""
     raw = row.get("raw") or {}
     after_spec = row.get("spec")
@@ -288,7 +303,7 @@ def replay(doc: dict, row: dict, model: str | None = None, data_root: str | None
     rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
              for m in doc.get("models", [])}
     sr = rates.get(model, SAMPLING_RATE)
-    x, y = _pair(_Items(doc, data_root), row, sr, int(doc.get("seed", 0) or 0))
+    x, y = _pair(AuditItems(doc, data_root), row, sr, int(doc.get("seed", 0) or 0))
     return x, y, sr
 
 
@@ -307,7 +322,7 @@ def build(doc: dict, candidates: list[tuple[dict, dict, str]], *, max_items: int
 
     notes: list[str] = []
     clips: list[Clip] = []
-    items = _Items(doc, data_root)
+    items = AuditItems(doc, data_root)
     seed = int(doc.get("seed", 0) or 0)
     rates = {m["name"]: int((m.get("info") or {}).get("sampling_rate") or SAMPLING_RATE)
              for m in doc.get("models", [])}

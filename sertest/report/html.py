@@ -250,9 +250,6 @@ def slug(text: str, prefix: str = "s") -> str:
     return f"{prefix}-{base}-{digest}" if base else f"{prefix}-{digest}"
 
 
-_is_ref = display.is_baseline  # one definition for every renderer
-
-
 def _worst(verdicts: list[str]) -> str:
     return display.worst(verdicts)
 
@@ -284,7 +281,7 @@ def _models(results: Results) -> list[ModelView]:
     tmods = (results.timings or {}).get("models", {})
     out = []
     for m in doc.get("models", []):
-        ref = _is_ref(m)
+        ref = display.is_baseline(m)
         role = m.get("role", "candidate")
         label = {"baseline": "baseline", "reference": "reference (truth)",
                  "feature": "feature extractor"}.get(role, "candidate")

@@ -2,8 +2,11 @@
 
 Test rows are listed failing first (error, fail, inconclusive, gated, pass, skipped); a
 failing row says why in one line ("failed because ...") and then names the other
-measurements that did not pass, failing ones first.  The notes column carries the entry's
-flags, the multiplicity of its verdict and the power of the measurements it names.
+measurements that did not pass, failing ones first.  An exploratory entry's details also
+name what it found (:func:`found_text`, read from its figure): the top discovered slice
+(``fairness_slices``) or the earliest-breaking item (``robustness_search``).  The notes
+column carries the entry's flags, the multiplicity of its verdict, the power of the
+measurements it names and, for exploratory entries, the entry's own notes.
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import unicodedata
 from ..results import Results
 from ..validate.shipped import shipped_validity, validity_line
 from . import display
-from .numbers import num
+from .numbers import finite, num
 
 _ICON = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "⚠️ inconclusive",
          "error": "💥 error", "skipped": "➖ skipped", "gated": "🚧 gated"}
 #: measurements named in a failing row's details besides the deciding one
 ALSO = 2
+#: the figure kinds (:mod:`sertest.figures`) of exploratory entries: their details name what
+#: they found and their notes column shows the entry's notes
+EXPLORATORY_KINDS = ("slices", "search", "search_pair", "metamorphic")
 
 
 #: joins "@" to what follows without a mention: GitHub does not notify ``@org/team``
@@ -57,8 +63,67 @@ def _measure(m: dict) -> str:
             f"{_num(m.get('value'))}" + (f" ({display.threshold_text(m['threshold'])})" if m.get("threshold") else ""))
 
 
+def _kind(t: dict) -> str | None:
+    """The kind of an entry's composite figure (``search``, ``slices``, ...), or None."""
+    plots = t.get("plots")
+    return str(plots.get("kind")) if isinstance(plots, dict) and "kind" in plots else None
+
+
+def _top_slice(plots: dict) -> str:
+    rows = [r for r in plots.get("slices") or [] if isinstance(r, dict) and r.get("discovered")]
+    if not rows:
+        return ""
+    r = rows[0]  # listed largest standardised effect first (checks/slices.py)
+    return (f"top slice: {r.get('slice')} ({num(r.get('n'))} items, error "
+            f"{'+' if (finite(r.get('effect')) or 0) > 0 else ''}{num(r.get('effect'), 3)} "
+            f"[{num(r.get('lo'), 3)}, {num(r.get('hi'), 3)}], q {num(r.get('q'), 2)})")
+
+
+def _earliest_break(plots: dict, kind: str) -> str:
+    rows = [r for r in plots.get("worst") or [] if isinstance(r, dict) and r.get("id") is not None]
+    if not rows:
+        return ""
+    r = rows[0]  # listed earliest-breaking first (checks/search.py)
+    cond = r.get("condition") if isinstance(r.get("condition"), dict) else {}
+    where = str(r.get("label") or "")
+    if kind == "search" and cond.get("name"):
+        where = f"{cond['name']} {where}".strip()
+    if kind == "search":
+        held = finite(r.get("held_at"))
+        how = (f"held at {num(held, 3)}" + (f" {plots['unit']}" if plots.get("unit") else "")
+               if held is not None else "already at the mildest setting searched")
+    else:
+        how = f"severity {num(r.get('severity'), 3)}" if r.get("severity") is not None else ""
+    before = r.get("baseline_value", r.get("baseline_label"))
+    after = r.get("condition_value", r.get("condition_label"))
+    moved = (f"{plots.get('target', 'prediction')} {num(before, 3)} → {num(after, 3)}"
+             if before is not None and after is not None else "")
+    inside = "; ".join(b for b in (how, moved) if b)
+    return f"earliest to break: {r['id']} at {where}" + (f" ({inside})" if inside else "")
+
+
+def found_text(t: dict) -> str:
+    """What an exploratory entry found, read from its figure ('' if nothing): the top
+    discovered slice of a ``slices`` figure (its items, the error difference inside minus
+    outside with its interval, in error units, and its q value), or the earliest-breaking
+    item of a ``search`` / ``search_pair`` figure (the setting that broke it, the milder
+    one that held or the pair's severity, and its prediction before and after)."""
+    kind = _kind(t)
+    if kind == "slices":
+        return _top_slice(t["plots"])
+    if kind in ("search", "search_pair"):
+        return _earliest_break(t["plots"], kind)
+    return ""
+
+
 def details(doc: dict, t: dict) -> str:
     """The details cell of one entry (plain text, escaped by the caller)."""
+    text = _verdict_details(doc, t)
+    found = found_text(t) if display.verdict(doc, t) in ("fail", "inconclusive", "pass") else ""
+    return f"{text}; {found}" if found and text else (found or text)
+
+
+def _verdict_details(doc: dict, t: dict) -> str:
     v = display.verdict(doc, t)
     if v in ("fail", "inconclusive"):
         text = display.because(doc, t)
@@ -79,8 +144,11 @@ def details(doc: dict, t: dict) -> str:
 
 
 def note_text(doc: dict, t: dict) -> str:
-    """Flags, multiplicity and power of the named measurements, compact ('' if none)."""
+    """Flags, multiplicity and power of the named measurements and, for an exploratory
+    entry (:data:`EXPLORATORY_KINDS`), the entry's own notes; compact ('' if none)."""
     out = display.notes(t)
+    if _kind(t) in EXPLORATORY_KINDS:
+        out += [str(n) for n in t.get("notes") or []]
     if display.verdict(doc, t) in ("fail", "inconclusive"):
         first = display.deciding(t)
         named = ([first] if first is not None else []) + display.others(t)[:ALSO]
