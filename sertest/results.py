@@ -78,6 +78,37 @@ def command_line(argv: Iterable[str]) -> str:
 
 
 
+def data_identity(doc: dict[str, Any], by_content: bool = True) -> tuple:
+    """What makes two audits' data the same, for pairing and comparing them.
+
+    With ``dataset.fingerprint`` (the audio audited, by content) in the document: the
+    fingerprint with what changes the labels or the windows audited (``label_range``,
+    ``label_map``, ``table``, ``segmentation``'s window and hop); a document without one
+    (written before the fingerprint existed) falls back to name, item count and source.
+
+    >>> a = {"dataset": {"name": "corpus", "items": 2, "source": "/a", "fingerprint": "sha256:1"}}
+    >>> b = {"dataset": {"name": "copy", "items": 2, "source": "/b", "fingerprint": "sha256:1"}}
+    >>> data_identity(a) == data_identity(b)   # the same audio in another folder
+    True
+    >>> data_identity(a) == data_identity({"dataset": {**a["dataset"], "label_map": {"x": "y"}}})
+    False
+    """
+    ds = doc.get("dataset") or {}
+    if not ds.get("fingerprint") or not by_content:
+        return ("by name", ds.get("name"), ds.get("items"), ds.get("source"))
+    seg = ds.get("segmentation") or {}
+    return ("by content", ds["fingerprint"], json.dumps(ds.get("label_range"), sort_keys=True),
+            json.dumps(ds.get("label_map"), sort_keys=True), ds.get("table"),
+            seg.get("window_s"), seg.get("hop_s"))
+
+
+def same_data(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two audits ran on the same data: by :func:`data_identity` when both documents
+    carry a fingerprint, else (one written before fingerprints) by name, items and source."""
+    both = all((d.get("dataset") or {}).get("fingerprint") for d in (a, b))
+    return data_identity(a, both) == data_identity(b, both)
+
+
 def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     """Per model: overall score (mean of topic scores), topic scores, verdict counts.
 

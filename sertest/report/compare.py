@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from markupsafe import Markup
 
 from ..errors import UsageError
-from ..results import TOPICS, Results
+from ..results import TOPICS, Results, same_data
 from . import display, svg
 from .numbers import finite
 
@@ -165,10 +165,8 @@ ALPHA = 0.05  # false discovery rate of "clear" differences
 
 def _paired(base: Run, cand: Run) -> bool:
     """Whether the two audits resampled the same items (same seed and data)."""
-    bd, cd = base.doc.get("dataset") or {}, cand.doc.get("dataset") or {}
     return (base.doc.get("seed") == cand.doc.get("seed")
-            and (bd.get("name"), bd.get("items"), bd.get("source"))
-            == (cd.get("name"), cd.get("items"), cd.get("source"))
+            and same_data(base.doc, cand.doc)
             and (base.doc.get("suite") or {}).get("n_boot")
             == (cand.doc.get("suite") or {}).get("n_boot"))
 
@@ -306,9 +304,13 @@ def caveats(runs: list[Run]) -> list[str]:
                        + (f" (only in {r.label}: {', '.join(only_d)})" if only_d else "")
                        + "; scores average different tests.")
         bd, dd = b.get("dataset") or {}, d.get("dataset") or {}
-        if (bd.get("name"), bd.get("items"), bd.get("source")) != (dd.get("name"), dd.get("items"), dd.get("source")):
-            out.append(f"{r.label} ran on different data ({dd.get('name')}, {dd.get('items')} items) "
-                       f"than the baseline ({bd.get('name')}, {bd.get('items')} items).")
+        if not same_data(b, d):
+            def what(ds: dict) -> str:
+                fp = str(ds.get("fingerprint") or "")
+                return (f"{ds.get('name')}, {ds.get('items')} items"
+                        + (f", audio {fp[:15]}…" if fp else ""))
+            out.append(f"{r.label} ran on different data ({what(dd)}) than the baseline "
+                       f"({what(bd)}); labels, label mapping and windows count too.")
         if b.get("seed") != d.get("seed"):
             out.append(f"{r.label} used seed {d.get('seed')}, the baseline seed {b.get('seed')}.")
     return out

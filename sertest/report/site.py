@@ -35,7 +35,7 @@ from typing import Any, Sequence
 from markupsafe import Markup
 
 from ..errors import UsageError
-from ..results import TOPICS, Results
+from ..results import TOPICS, Results, data_identity
 
 #: files copied from each audit folder into the site (replicates and junit.xml stay behind)
 COPIED = ("report.html", "results.json", "summary.md", "timings.json")
@@ -68,8 +68,8 @@ class Audit:
     @property
     def key(self) -> tuple:
         """Audits with the same key ran the same suite on the same data (comparable)."""
-        s, ds = self.doc.get("suite") or {}, self.doc.get("dataset") or {}
-        return (s.get("name"), s.get("sha256"), ds.get("name"), ds.get("items"), ds.get("source"))
+        s = self.doc.get("suite") or {}
+        return (s.get("name"), s.get("sha256"), data_identity(self.doc))
 
 
 @dataclass
