@@ -93,7 +93,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
         failed_ids = {e.item_id for e in item_errors if e.stage == "decode"}
         needed = {ck: set(ids) for ck, ids in plan.needed.items()}
         predictor = on_demand(plan.dataset, seed=seed, cache=cache_obj, jobs=jobs,
-                              segment=stats.segment)
+                              segment=stats.segment, timeout=timeout)
 
         def ctx_for(check):
             return plan.context(plan.subsets[check.name], store, failed_ids=failed_ids,
@@ -122,13 +122,17 @@ def _isolate(isolate: bool | None) -> bool:
     return os.environ.get("SERTEST_ISOLATE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def on_demand(dataset, *, seed: int = 0, cache=None, jobs: int | None = 1, segment=None):
+def on_demand(dataset, *, seed: int = 0, cache=None, jobs: int | None = 1, segment=None,
+              timeout: float | None = None):
     """A predictor for checks that choose their conditions while measuring (see
     :attr:`sertest.checks.base.Context.predictor`): ``predict(models, conditions, needed)``
-    runs :func:`~sertest.engine.execute.execute` on ``dataset`` with this seed and cache and
-    returns ``(store, item_errors)``; every prediction is cached like the audit's own."""
+    runs :func:`~sertest.engine.execute.execute` on ``dataset`` with this seed, cache,
+    windows and per-batch ``timeout`` and returns ``(store, item_errors)``; every prediction
+    is cached like the audit's own.  Its models run in the audit's process, also under
+    ``isolate`` (isolated workers live for one execution; restarting them for every step
+    of a search would cost a model load per step)."""
     def predict(models, conditions, needed):
         store, errors, _ = execute(dataset, models, conditions, needed, seed=seed, cache=cache,
-                                   jobs=jobs, progress=False, segment=segment)
+                                   jobs=jobs, progress=False, segment=segment, timeout=timeout)
         return store, errors
     return predict
