@@ -70,7 +70,7 @@ def _label_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _segment_option(parser: argparse.ArgumentParser) -> None:
-    """``--segment`` (``run`` and ``search`` audit long recordings alike)."""
+    """``--segment`` (``run``, ``search`` and ``validate`` read long recordings alike)."""
     parser.add_argument("--segment", metavar="WINDOW[:HOP]", default=None,
                         help="audit items longer than WINDOW seconds in windows (every HOP "
                              "seconds, default WINDOW) decoded and predicted one at a time, "
@@ -260,6 +260,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="processes judging resamples at once (default 1; the table does not "
                           "depend on it)")
     val.add_argument("--labels", help="output labels for ONNX models without metadata")
+    _segment_option(val)
     val.add_argument("--cache", metavar="DIR", help="prediction cache folder")
     val.add_argument("--no-cache", action="store_true", help="keep predictions in memory only")
     val.add_argument("--n-boot", type=int, default=None,
@@ -526,7 +527,7 @@ def _validate(args) -> int:
                       labels=args.labels, n_boot=args.n_boot, progress=args.progress,
                       allow_outside_root=args.allow_outside_root, workers=args.workers,
                       carrier=args.carrier,
-                      out=args.out)
+                      out=args.out, segment=args.segment)
     t = targets(result.doc)
     for what, rows in (("detection at the named size", t["detection"]),
                        ("oracle false alarms", t["false_alarms"])):

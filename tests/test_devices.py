@@ -259,7 +259,8 @@ def _predictions(tiny_data, specs, executor, jobs=2):
     store, errors, stats = execute(plan.dataset, plan.models, plan.conditions, plan.needed,
                                    seed=0, cache=None, jobs=jobs, progress=False,
                                    executor=executor)
-    rows = {key: dict(v) for key, v in store._rows.items()}
+    rows = {key: {item: row.to_numpy() for item, row in store.frame(*key).iterrows()}
+            for key in store.keys()}
     return rows, errors, stats
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,9 @@ import pandas as pd
 from ..seeding import derive_rng
 
 MAX_NAN_FRACTION = 0.1  # replicates allowed to be NaN before an interval is withheld
-_MAX_WEIGHT_CELLS = 2_000_000  # weight-matrix cells per chunk (16 MB of float64)
+#: weight-matrix cells per block of resamples (2 MB of float64): the bootstrap's memory stays
+#: bounded whatever the number of items (the blocks draw the same numbers as one matrix)
+_MAX_WEIGHT_CELLS = 250_000
 
 
 def data_digest(ids: Sequence[Any]) -> str:
@@ -59,8 +61,8 @@ def resample_rng(seed: int, test: str, target: str, ids: Sequence[Any], *keys: s
 def _counts(rng: np.random.Generator, rows: int, units: int) -> np.ndarray:
     """(rows, units) draw counts of ``units`` draws with replacement per row."""
     draws = rng.integers(0, units, size=(rows, units))
-    flat = (draws + (np.arange(rows) * units)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * units).reshape(rows, units)
+    draws += (np.arange(rows) * units)[:, None]  # in place: one (rows, units) array less
+    return np.bincount(draws.ravel(), minlength=rows * units).reshape(rows, units)
 
 
 def cluster_weights(n: int, n_boot: int, rng: np.random.Generator,
@@ -81,6 +83,42 @@ def cluster_weights(n: int, n_boot: int, rng: np.random.Generator,
         return _counts(rng, n_boot, n).astype(np.float64)
     codes, uniques = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)))
     return _counts(rng, n_boot, len(uniques))[:, codes].astype(np.float64)
+
+
+def weight_blocks(n: int, n_boot: int, rng: np.random.Generator,
+                  clusters: Sequence[Any] | np.ndarray | None = None,
+                  max_cells: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """The rows of :func:`cluster_weights` in blocks: ``(first row, (rows, n) weights)``.
+
+    A block holds about ``max_cells`` weights (default ``_MAX_WEIGHT_CELLS``, 2 MB of
+    float64), so the memory of a bootstrap over many items stays bounded.  The rows are
+    drawn in order from the one generator, so the blocks stacked equal
+    :func:`cluster_weights` ``(n, n_boot, rng, clusters)`` from the same generator state.
+    A block has at least two rows (the last one up to ``2 * rows - 1``): numpy's ``einsum``
+    sums a single row's products in another order than a matrix's rows (an ulp apart, seen
+    from about 10,000 items), while for two rows or more it gives every row the same bits
+    whatever their number - so the block size changes no replicate.
+
+    >>> blocks = list(weight_blocks(4, 5, np.random.default_rng(0), max_cells=8))
+    >>> [(start, w.shape) for start, w in blocks]
+    [(0, (2, 4)), (2, (3, 4))]
+    >>> whole = cluster_weights(4, 5, np.random.default_rng(0))
+    >>> bool((np.vstack([w for _, w in blocks]) == whole).all())
+    True
+    """
+    if clusters is None:
+        codes, n_units = None, n
+    else:
+        codes, uniques = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)))
+        n_units = len(uniques)
+    cells = _MAX_WEIGHT_CELLS if max_cells is None else int(max_cells)
+    rows_per_block = max(2, min(n_boot, cells // max(n, n_units, 1)))
+    starts = list(range(0, n_boot, rows_per_block))
+    if len(starts) > 1 and n_boot - starts[-1] == 1:
+        starts.pop()  # no block of one row: see the docstring
+    for start, stop in zip(starts, starts[1:] + [n_boot]):
+        counts = _counts(rng, stop - start, n_units)
+        yield start, (counts if codes is None else counts[:, codes]).astype(np.float64)
 
 
 def two_stage_weights(clusters: np.ndarray, strata: list[np.ndarray], n_boot: int,
@@ -193,21 +231,13 @@ def replicates(metric: Callable[..., float], *arrays: Any, n_boot: int,
     extra = tuple(np.asarray(a) for a in (minus_arrays or ()))
     if minus is not None and not extra:
         raise ValueError("replicates: minus needs minus_arrays")
-    if groups is None:
-        codes, n_units = None, n
-    else:
-        codes, uniques = pd.factorize(pd.Series(np.asarray(groups, dtype=object)))
-        n_units = len(uniques)
     f = _weighted(metric, data)
     g = _weighted(minus, extra) if minus is not None else None
     vector = f is not None and (minus is None or g is not None)
-    rows_per_chunk = max(1, min(n_boot, _MAX_WEIGHT_CELLS // max(n, n_units, 1)))
     values = np.empty(n_boot)
     index = np.arange(n)
-    for start in range(0, n_boot, rows_per_chunk):
-        rows = min(rows_per_chunk, n_boot - start)
-        counts = _counts(rng, rows, n_units)
-        w = (counts if codes is None else counts[:, codes]).astype(np.float64)
+    for start, w in weight_blocks(n, n_boot, rng, groups):
+        rows = w.shape[0]
         if vector:
             v = f(w)
             if g is not None:

@@ -131,7 +131,7 @@ def validate(model: str | Model, data: str | Dataset | None = None,
              jobs: int | None = None, labels: str | None = None, n_boot: int | None = None,
              progress: bool | None = None, allow_outside_root: bool = False,
              workers: int | None = None, carrier: str = "model",
-             out: str | None = None) -> Validation:
+             out: str | None = None, segment: str | float | None = None) -> Validation:
     """Plant defects in ``model``'s predictions and count how often ``suite`` catches them.
 
     Args:
@@ -155,8 +155,15 @@ def validate(model: str | Model, data: str | Dataset | None = None,
             agreed for issue 12) or ``oracle`` (the oracle's, which pass every sound test, so
             detection measures the suite alone, free of the model's own failures).
         out: write ``validity.md`` and ``validity.json`` into this folder.
+        segment: predict items longer than a window in windows, as :func:`sertest.audit`
+            does (``"WINDOW[:HOP]"`` in seconds, see :mod:`sertest.engine.segments`);
+            ``None`` (default): every item whole.  The defects are planted in the averaged
+            predictions.
     """
     t_start = time.perf_counter()
+    from ..engine.segments import parse_segment
+
+    segment = parse_segment(segment)  # a bad value is a usage error before anything loads
     resamples = _check_options(resamples, quick, share, sigma, confusion)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
@@ -193,7 +200,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
     try:
         store, item_errors, stats = execute(dataset, plan.loaded, conditions, needed,
                                             seed=seed, cache=cache_obj, jobs=jobs,
-                                            progress=progress, clean_only=set(features))
+                                            progress=progress, clean_only=set(features),
+                                            segment=segment)
     finally:
         cache_obj.close()
     t_predicted = time.perf_counter()
@@ -285,7 +293,8 @@ def validate(model: str | Model, data: str | Dataset | None = None,
                         "oracle": {"sigma": sigma, "confusion": confusion},
                         "defects": [d.id for d in chosen],
                         "magnitudes": {k: list(v) for k, v in grids.items()},
-                        "resample_sizes": [len(ids) for ids in samples]})
+                        "resample_sizes": [len(ids) for ids in samples],
+                        **({"segment": segment.key} if segment is not None else {})})
     timings = {"wall_seconds": round(time.perf_counter() - t_start, 3),
                "predict_seconds": round(t_predicted - t_start, 3),
                "full_data_seconds": round(t_full - t_predicted, 3),
