@@ -258,9 +258,9 @@ def step_robust(ctx, variant: str = "both", audit: str | None = None, *, quantiz
         results["wav2small"]["ccc_nominal"] = _ccc_table(base_clean, corpus.targets[test_idx])
         ctx.log(f"robust: wav2small.onnx (reference) {results['wav2small']}")
     models = {}
-    c = dict(CONSISTENT_RECIPE)
+    ft = dict(CONSISTENT_RECIPE)
     if ctx.quick:
-        c.update(epochs=1)
+        ft.update(epochs=1)
     for name in (VARIANTS if variant in ("all", "both") else (variant,)):
         torch.manual_seed(ctx.seed)
         model = wav2small_paper()
@@ -269,9 +269,9 @@ def step_robust(ctx, variant: str = "both", audit: str | None = None, *, quantiz
             model.load_state_dict(models["perturbed"].state_dict() if "perturbed" in models
                                   else _trained_state(ctx.work, "perturbed", r, ctx.seed))
             train_consistent(model, train_x, pert, src, y_train,
-                             name="wav2small-robust-consistent", epochs=c["epochs"],
-                             batch_size=c["batch_size"], lr=c["lr"], seed=ctx.seed,
-                             max_seconds=c["max_seconds"], weight=c["weight"], log=ctx.log)
+                             name="wav2small-robust-consistent", epochs=ft["epochs"],
+                             batch_size=ft["batch_size"], lr=ft["lr"], seed=ctx.seed,
+                             max_seconds=ft["max_seconds"], weight=ft["weight"], log=ctx.log)
         else:
             train_student(model, signals, targets[name], name=f"wav2small-robust-{name}",
                           epochs=r["epochs"], batch_size=r["batch_size"], lr=r["lr"],
@@ -280,7 +280,7 @@ def step_robust(ctx, variant: str = "both", audit: str | None = None, *, quantiz
         trainable, frozen = count_parameters(model)
         res = evaluate(predict(model, test_x), predict(model, val), val_src, y_test)
         res.update(train_seconds=round(seconds, 1), parameters=trainable + frozen,
-                   **({"fine_tuning": c, "fine_tuned_from": "wav2small-robust-perturbed"}
+                   **({"fine_tuning": ft, "fine_tuned_from": "wav2small-robust-perturbed"}
                       if name == "consistent" else {}),
                    trainable=trainable, frozen=frozen,
                    ccc_nominal=_ccc_table(predict(model, test_x),
@@ -411,7 +411,10 @@ def merge_variants(work: str, results: dict[str, Any], recipe: dict[str, Any],
             continue
         with open(path, encoding="utf-8") as fh:
             other = json.load(fh)
-        if other.get("recipe") == recipe and other.get("seed") == seed:
+        # a consistent variant fine-tuned with another recipe is stale too
+        fine = other["result"].get("fine_tuning") if "result" in other else None
+        if (other.get("recipe") == recipe and other.get("seed") == seed
+                and (name != "consistent" or fine in (None, CONSISTENT_RECIPE))):
             results[key] = other["result"]
 
 
