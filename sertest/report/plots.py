@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from .. import figures
 from . import svg
+from .numbers import finite
 
 MAX_PLOTS_PER_ENTRY = 40
 MAX_WORST_ROWS = 12
@@ -676,7 +677,7 @@ def _search(p: dict, dim: str, thresholds: dict, verdicts: dict | None = None) -
     items counted apart), then the items that broke earliest."""
     items = [it for it in p.get("items") or [] if isinstance(it, dict)]
     broken = [float(it["breakdown"]) for it in items
-              if not it.get("censored") and _num(it.get("breakdown")) is not None]
+              if not it.get("censored") and finite(it.get("breakdown")) is not None]
     unit = str(p.get("unit") or "")
     what = f"{p.get('parameter') or p.get('axis') or 'level'}" + (f" ({unit})" if unit else "")
     held = len(items) - len(broken)
@@ -698,7 +699,7 @@ def _search_pair(p: dict, dim: str, thresholds: dict, verdicts: dict | None = No
     counted apart), then the items that broke at the mildest pair."""
     items = [it for it in p.get("items") or [] if isinstance(it, dict)]
     sev = [float(it["severity"]) for it in items
-           if not it.get("censored") and _num(it.get("severity")) is not None]
+           if not it.get("censored") and finite(it.get("severity")) is not None]
     axes = " × ".join(f"{a} ({u})" if u else str(a)
                       for a, u in zip(p.get("axes") or [], p.get("units") or []))
     note = (f"{len(sev)} of {len(items)} items broke on the grid of {axes}; "
@@ -729,7 +730,7 @@ def _metamorphic(p: dict, dim: str, thresholds: dict, verdicts: dict | None = No
                         threshold=thresholds.get("holds"),
                         verdicts=_row_verdicts(verdicts or {}, labels, "holds"),
                         xlabel="share holding")))
-        moved = [r for r in rows if _num(r.get("mean_change")) is not None]
+        moved = [r for r in rows if finite(r.get("mean_change")) is not None]
         if moved:
             views.append(PlotView(f"mean change of predicted {dim} per expectation", "bars",
                                   svg.bars([str(r.get("label")) for r in moved],
@@ -814,9 +815,9 @@ def worst_rows(items: list) -> list[dict[str, Any]]:
             continue
         before = _first(it, "clean", "baseline_value", "baseline_label")
         after = _first(it, "perturbed", "condition_value", "condition_label")
-        delta = _num(_first(it, "change", "delta"))
-        if delta is None and _num(before) is not None and _num(after) is not None:
-            delta = _num(after) - _num(before)
+        delta = finite(_first(it, "change", "delta"))
+        if delta is None and finite(before) is not None and finite(after) is not None:
+            delta = finite(after) - finite(before)
         cond = it.get("condition", it.get("spec"))
         spec = condition_spec(cond)
         label = it.get("label") or (f"recording {it['recording']}" if it.get("recording") else None) \
@@ -828,14 +829,6 @@ def worst_rows(items: list) -> list[dict[str, Any]]:
     return rows
 
 
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _preview(data: Any) -> str:
