@@ -123,6 +123,13 @@ class OnnxModel(Model):
         opts.log_severity_level = 3
         # idle pool threads sleep: spinning ones steal the cores that decode and perturb
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no memory pattern: onnxruntime keeps one per input shape for the session's
+        # lifetime, and audio comes in as many shapes as there are item lengths; with the
+        # arena shrinking between calls (several sessions open, `_run_options`) each new
+        # shape then held its own blocks - Wav2Small grew by about 6.5 MB a call, to 5.3 GB
+        # after 800 calls of distinct lengths, against a flat 140-190 MB without patterns
+        # (benchmarks/README.md, "Many models in one audit")
+        opts.enable_mem_pattern = False
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1

@@ -32,6 +32,12 @@ import numpy as np
 # Idle OpenMP threads sleep rather than spin (only effective if torch is not imported yet):
 # spinning threads made torch ~10x slower on an oversubscribed machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# oneDNN keeps the kernels it built for each input shape, up to 1,024 by default, and audio
+# comes in as many shapes as there are item lengths: the reference teacher grew from 380 MB
+# to 720 MB over 300 calls of distinct lengths (about 1.1 MB a shape, still climbing), and
+# stays flat with 32 (read at oneDNN's first kernel, so it works while no torch convolution
+# has run; outputs bit-identical; benchmarks/README.md, "Many models in one audit").
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "32")
 
 import torch  # noqa: E402
 
