@@ -146,6 +146,31 @@ def test_dask_local_cluster_gives_identical_results(tiny_data, onnx_model, tmp_p
     assert dask.timings["computed"] == local.timings["computed"] == 40 * 4
 
 
+def test_dask_keeps_a_bounded_window_of_tasks_in_flight(tiny_data, onnx_model, monkeypatch):
+    """At most IN_FLIGHT_PER_THREAD tasks per worker thread are submitted and unfinished at
+    any time, however many items the audit has; the results are those of a local run."""
+    distributed = pytest.importorskip("distributed")
+    from sertest.engine import dask_executor
+
+    monkeypatch.setattr(dask_executor, "IN_FLIGHT_PER_THREAD", 1)
+    submitted, most = [], [0]
+    real_submit = distributed.Client.submit
+
+    def submit(self, *args, **kwargs):
+        most[0] = max(most[0], sum(not f.done() for f in submitted))
+        fut = real_submit(self, *args, **kwargs)
+        submitted.append(fut)
+        return fut
+
+    monkeypatch.setattr(distributed.Client, "submit", submit)
+    local = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=1)
+    dask = audit([onnx_model], str(tiny_data), "smoke", cache=False, jobs=2, executor="dask")
+    assert local.to_json() == dask.to_json()
+    # 40 items in tasks of 2 (8 tasks per thread), 2 threads: 20 tasks, 2 in flight at most
+    assert len(submitted) == 20
+    assert most[0] <= 2 - 1  # counted before each submit: the one being submitted not yet
+
+
 def test_where_restricts_a_test_to_matching_items(tiny_data, tmp_path):
     suite = {"name": "w", "bootstrap": {"n_boot": 0}, "tests": [
         {"test": "correctness_regression", "where": {"speaker": ["s0", "s1"]}},

@@ -2,9 +2,11 @@
 
 A unit is one item (decode once, apply its conditions, run every model); a task carries a
 few units (about 8 tasks per worker thread, at most 16 units each) to keep the scheduler's
-per-task cost small.  Models and perturbations travel to the workers pickled once (ONNX
-sessions are re-created there); inference runs one thread per task, so N single-threaded
-workers use N cores and the outputs equal a local run's.
+per-task cost small; at most 4 tasks per worker thread are submitted and unfinished at a
+time, topped up as tasks finish, so the scheduler never holds the whole audit's units.  Models and
+perturbations travel to the workers pickled once (ONNX sessions are re-created there);
+inference runs one thread per task, so N single-threaded workers use N cores and the
+outputs equal a local run's.
 Results come back as plain data; the caller writes the cache and the results, so the
 output is identical to a local run whatever the number of workers.
 
@@ -200,12 +202,30 @@ def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,
                                name=name)
         registered = True
         tasks = {}  # future -> (units, retry)
-        for chunk in _chunks(units, _chunk_size(len(units), client)):
-            tasks[client.submit(_work, chunk, name, seed, timeout, pure=False)] = (chunk, False)
+        chunks = _chunks(units, _chunk_size(len(units), _threads(client)))
+        pending = as_completed()
+        window = _Window(client)
+        first = [0]  # tasks of first attempts submitted and not yet finished
+
+        def fill() -> None:
+            # a window of tasks in flight, topped up as tasks finish: the scheduler (in this
+            # process for a LocalCluster) holds the window's units, not the whole audit's
+            while first[0] < window.size():
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                fut = client.submit(_work, chunk, name, seed, timeout, pure=False)
+                tasks[fut] = (chunk, False)
+                pending.add(fut)
+                first[0] += 1
+
+        fill()
         parts: dict[str, list] = {}  # item id -> [outcome so far, retries outstanding]
-        pending = as_completed(list(tasks))
         for fut in pending:
             chunk, retry = tasks.pop(fut)
+            if not retry:
+                first[0] -= 1
+                fill()
             try:
                 outcomes = fut.result()
             except (KilledWorker, CancelledError) as exc:
@@ -245,14 +265,45 @@ def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,
             cluster.close()
 
 
-def _chunk_size(n_units: int, client) -> int:
-    """Units per task: few enough round trips to keep the scheduler's per-task cost small,
-    enough tasks (about 8 per worker thread) to balance the load at the end."""
+#: tasks submitted and not finished, per worker thread of the cluster
+IN_FLIGHT_PER_THREAD = 4
+
+
+def _threads(client) -> int | None:
+    """The cluster's worker threads now (``None`` if it cannot tell)."""
     try:
-        threads = sum(client.nthreads().values()) or 1
-    except Exception:  # noqa: BLE001 - an exotic cluster: fall back to one unit per task
+        return sum(client.nthreads().values())
+    except Exception:  # noqa: BLE001 - an exotic cluster
+        return None
+
+
+class _Window:
+    """How many tasks may be in flight: :data:`IN_FLIGHT_PER_THREAD` per worker thread,
+    asked of the scheduler at most once a second, so workers that join a running cluster
+    (an adaptive one) get work too."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self._asked = -1.0
+        self._size = IN_FLIGHT_PER_THREAD
+
+    def size(self) -> int:
+        import time
+
+        now = time.monotonic()
+        if now - self._asked >= 1.0:
+            self._asked = now
+            self._size = IN_FLIGHT_PER_THREAD * max(1, _threads(self._client) or 0)
+        return self._size
+
+
+def _chunk_size(n_units: int, threads: int | None) -> int:
+    """Units per task: few enough round trips to keep the scheduler's per-task cost small,
+    enough tasks (about 8 per worker thread) to balance the load at the end; one unit per
+    task on a cluster that cannot tell its threads."""
+    if threads is None:
         return 1
-    return max(1, min(16, n_units // (8 * threads)))
+    return max(1, min(16, n_units // (8 * max(1, threads))))
 
 
 def _chunks(units: list, size: int) -> Iterator[list]:

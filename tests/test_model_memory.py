@@ -1,0 +1,84 @@
+"""A model's memory does not grow with every new input length.
+
+Audio reaches a model in as many shapes as there are item lengths.  onnxruntime keeps a
+memory pattern per input shape (with the arena shrinking that several open sessions turn
+on, each new shape then held its own blocks) and torch's oneDNN keeps up to 1,024 kernels
+built per shape; both grew through a whole audit (benchmarks/README.md, "Many models in one
+audit", points 3 and 4).  Measured here as the growth of the process's resident memory over
+calls of distinct lengths, after a first call.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from sertest.efficiency import process_memory_mb
+from sertest.models import load_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "examples", "models")
+
+
+def test_onnx_sessions_do_not_grow_with_new_input_lengths():
+    # two sessions open: each call shrinks its arena (sertest/models/onnx.py), the setting
+    # under which the memory patterns grew by about 1.5 MB a length here (145 MB over these
+    # 100 calls with patterns on, 20 MB without)
+    a = load_model(os.path.join(MODELS, "wav2small.onnx"))
+    b = load_model(os.path.join(MODELS, "mobilenetv4.onnx"))
+    assert not a.session.get_session_options().enable_mem_pattern
+    rng = np.random.default_rng(0)
+    for m in (a, b):
+        m.predict_batch(0.1 * rng.standard_normal((2, 16000)).astype(np.float32))
+    before = process_memory_mb("VmRSS")
+    for i in range(100):  # 0.5 s to 1.5 s, every length new
+        a.predict_batch(0.1 * rng.standard_normal((2, 8000 + 160 * i)).astype(np.float32))
+    grown = process_memory_mb("VmRSS") - before
+    assert grown < 70, f"{grown:.1f} MB over 100 new input lengths"
+    a.close()
+    b.close()
+
+
+#: a fresh interpreter (oneDNN reads its cache capacity once, at its first kernel): a small
+#: convolutional front end run on 200 distinct lengths; prints the growth in MB
+TORCH_GROWTH = textwrap.dedent('''
+    import sertest.models.torch_adapter  # sets the oneDNN default unless the user did
+    import torch
+    from sertest.efficiency import process_memory_mb
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 64, 10, 5), torch.nn.GELU(),
+                              torch.nn.Conv1d(64, 64, 3, 2), torch.nn.GELU(),
+                              torch.nn.Conv1d(64, 64, 3, 2)).eval()
+    with torch.inference_mode():
+        net(torch.zeros(2, 1, 4000))
+        before = process_memory_mb("VmRSS")
+        for i in range(200):
+            net(torch.randn(2, 1, 4000 + 37 * i))
+    print(process_memory_mb("VmRSS") - before)
+''')
+
+
+def _torch_growth(capacity: str | None) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if capacity is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = capacity
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", TORCH_GROWTH], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return float(out.stdout.split()[-1])
+
+
+def test_torch_kernel_cache_is_bounded_unless_the_user_sets_it():
+    pytest.importorskip("torch")
+    bounded = _torch_growth(None)           # sertest's default: 32 kernels
+    unbounded = _torch_growth("1024")       # the user's setting wins (oneDNN's own default)
+    # measured: 21 MB against 139 MB
+    assert bounded < 60, f"{bounded:.1f} MB over 200 new input lengths"
+    assert unbounded > 2 * bounded, (bounded, unbounded)
