@@ -82,3 +82,32 @@ def test_torch_kernel_cache_is_bounded_unless_the_user_sets_it():
     # measured: 21 MB against 139 MB
     assert bounded < 60, f"{bounded:.1f} MB over 200 new input lengths"
     assert unbounded > 2 * bounded, (bounded, unbounded)
+
+
+def test_a_dynamically_quantised_model_predicts_each_signal_on_its_own():
+    """Dynamic quantisation scales a call's whole input by its range, so an int8 model's
+    prediction of a clean signal moved when a loud perturbed copy shared its call; such
+    graphs now get one signal per call (and batched float graphs stay batched)."""
+    import onnxruntime as ort
+
+    from sertest.engine.units import predict_bounded
+
+    int8 = load_model(os.path.join(MODELS, "wav2small-int8.onnx"))
+    fp32 = load_model(os.path.join(MODELS, "wav2small.onnx"))
+    assert int8.batch_coupled == ["DynamicQuantizeLinear"] and not int8.batchable
+    assert fp32.batch_coupled == [] and fp32.batchable
+    assert int8.info().extra["batch_coupled"] == ["DynamicQuantizeLinear"]
+    rng = np.random.default_rng(3)
+    clean = (0.05 * rng.standard_normal(32000)).astype(np.float32)
+    loud = np.clip(20 * clean, -1, 1).astype(np.float32)
+    # the graph itself couples the signals of one call ...
+    session = ort.InferenceSession(int8.path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    together = session.run(None, {name: np.stack([clean, loud])})[0][0]
+    alone = session.run(None, {name: clean[None]})[0][0]
+    assert not np.array_equal(together, alone)
+    # ... and the engine's calls do not
+    rows = predict_bounded(int8, [clean, loud])
+    assert np.array_equal(rows[0], predict_bounded(int8, [clean])[0])
+    int8.close()
+    fp32.close()

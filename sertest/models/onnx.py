@@ -2,7 +2,9 @@
 
 The graph must have one float input holding the signal: shape ``(batch, time)``,
 ``(1, time)`` (static batch, as in audonnx exports), ``(batch, 1, time)`` or ``(time,)``.
-A dynamic batch axis lets sertest stack equal-length signals into one call.
+A dynamic batch axis lets sertest stack equal-length signals into one call, unless the graph
+quantises its activations dynamically (:data:`BATCH_COUPLED_OPS`): then each signal gets a
+call of its own, so its prediction never depends on what it was batched with.
 
 Output labels name the columns of each output and come from, in order of precedence:
 
@@ -98,7 +100,10 @@ class OnnxModel(Model):
             raise ModelError(f"{path}: input {self._input.name!r} has a fixed time axis of "
                              f"{shape[-1]} samples; sertest needs a dynamic time axis")
         self._rank = len(shape)
-        self.batchable = self._rank > 1 and not isinstance(shape[0], int)
+        #: operators that make a signal's output depend on the rest of its batch
+        self.batch_coupled = batch_coupled_ops(path)
+        self.batchable = (self._rank > 1 and not isinstance(shape[0], int)
+                          and not self.batch_coupled)
         meta = self.session.get_modelmeta().custom_metadata_map
         if labels is None:
             labels = _sidecar_labels(path)
@@ -269,12 +274,50 @@ class OnnxModel(Model):
             parameters=onnx_parameter_count(self.path), file_size=path_size(self._size_path),
             path=self.path,
             extra={"input": self._input.name, "dynamic_batch": self.batchable,
-                   "outputs": {k: list(v) for k, v in self.labels.items()}})
+                   "outputs": {k: list(v) for k, v in self.labels.items()},
+                   **({"batch_coupled": self.batch_coupled} if self.batch_coupled else {})})
 
 
 def _env_threads() -> int | None:
     value = os.environ.get("SERTEST_THREADS")
     return int(value) if value else None
+
+
+#: operators whose output for one signal depends on the other signals of the same call:
+#: dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``) scales the whole
+#: input tensor by its own range, so a clean signal batched with a loud perturbed copy of
+#: itself was quantised more coarsely (the reference Wav2Small-int8: up to 0.0027 apart
+#: between one call of 16 signals and 16 calls of one)
+BATCH_COUPLED_OPS = frozenset({"DynamicQuantizeLinear", "DynamicQuantizeMatMul",
+                               "DynamicQuantizeLSTM"})
+
+
+def batch_coupled_ops(path: str) -> list[str]:
+    """The operators of :data:`BATCH_COUPLED_OPS` in ONNX file ``path`` (sorted, each once;
+    subgraphs and functions included); ``[]`` also when ``onnx`` cannot read the file (the
+    session loaded it, so it is a graph: then it is run batched as before)."""
+    try:
+        import onnx
+
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - protobuf raises several types
+        return []
+    found: set[str] = set()
+
+    def nodes(ns) -> None:
+        for node in ns:
+            if node.op_type in BATCH_COUPLED_OPS:
+                found.add(node.op_type)
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    nodes(attr.g.node)
+                for sub in attr.graphs:
+                    nodes(sub.node)
+
+    nodes(model.graph.node)
+    for f in model.functions:
+        nodes(f.node)
+    return sorted(found)
 
 
 def external_data_files(path: str) -> list[str]:
