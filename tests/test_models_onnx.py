@@ -178,3 +178,26 @@ def test_equal_length_signals_are_stacked_at_most_max_batch_at_a_time():
     out = m.predict(sigs)
     assert sorted(m.calls) == [(1, 50), (8, 100), (16, 100), (16, 100)]
     np.testing.assert_allclose(out[:, 0], [s.mean() for s in sigs], rtol=1e-6)
+
+
+def test_the_graph_is_parsed_once_per_file_version(tmp_path, monkeypatch):
+    """Loading, fingerprinting and describing a model read the ONNX file once (a graph with
+    its weights inside is read whole); a new version of the file is read again."""
+    import onnx
+
+    calls = []
+    real = onnx.load
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx, "load", counting)
+    path = make_onnx_model(os.fspath(tmp_path / "m.onnx"))
+    m = load_model(path)
+    m.fingerprint()
+    info = m.info()
+    assert len(calls) == 1 and info.parameters is not None and m.batch_coupled == []
+    os.utime(path, ns=(1, 1))  # another version of the file (its time changed)
+    load_model(path).info()
+    assert len(calls) == 2

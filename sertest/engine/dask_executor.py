@@ -3,10 +3,10 @@
 A unit is one item (decode once, apply its conditions, run every model); a task carries a
 few units (about 8 tasks per worker thread, at most 16 units each) to keep the scheduler's
 per-task cost small; at most 4 tasks per worker thread are submitted and unfinished at a
-time, topped up as tasks finish, so the scheduler never holds the whole audit's units.  Models and
-perturbations travel to the workers pickled once (ONNX sessions are re-created there);
-inference runs one thread per task, so N single-threaded workers use N cores and the
-outputs equal a local run's.
+time, topped up as tasks finish, so the scheduler never holds the whole audit's units.
+Models and perturbations travel to the workers pickled once (ONNX sessions are
+re-created there); inference runs one thread per task, so N single-threaded workers use N
+cores and the outputs equal a local run's.
 Results come back as plain data; the caller writes the cache and the results, so the
 output is identical to a local run whatever the number of workers.
 
@@ -29,6 +29,7 @@ retry.
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterator
 
 from ..errors import UsageError
@@ -205,26 +206,27 @@ def run_on_dask(units, models, conditions, seed, timeout, scheduler: str | None,
         chunks = _chunks(units, _chunk_size(len(units), _threads(client)))
         pending = as_completed()
         window = _Window(client)
-        first = [0]  # tasks of first attempts submitted and not yet finished
+        first = 0  # tasks of first attempts submitted and not yet finished
 
         def fill() -> None:
             # a window of tasks in flight, topped up as tasks finish: the scheduler (in this
             # process for a LocalCluster) holds the window's units, not the whole audit's
-            while first[0] < window.size():
+            nonlocal first
+            while first < window.size():
                 chunk = next(chunks, None)
                 if chunk is None:
                     return
                 fut = client.submit(_work, chunk, name, seed, timeout, pure=False)
                 tasks[fut] = (chunk, False)
                 pending.add(fut)
-                first[0] += 1
+                first += 1
 
         fill()
         parts: dict[str, list] = {}  # item id -> [outcome so far, retries outstanding]
         for fut in pending:
             chunk, retry = tasks.pop(fut)
             if not retry:
-                first[0] -= 1
+                first -= 1
                 fill()
             try:
                 outcomes = fut.result()
@@ -288,8 +290,6 @@ class _Window:
         self._size = IN_FLIGHT_PER_THREAD
 
     def size(self) -> int:
-        import time
-
         now = time.monotonic()
         if now - self._asked >= 1.0:
             self._asked = now

@@ -21,9 +21,12 @@ head. Other outputs (e.g. ``hidden_states``) are ignored.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import weakref
 from typing import Any
@@ -297,38 +300,50 @@ def batch_coupled_ops(path: str) -> list[str]:
     subgraphs and functions included); ``[]`` also when ``onnx`` cannot read the file (the
     session loaded it, so it is a graph: then it is run batched as before)."""
     try:
-        import onnx
-
-        model = onnx.load(path, load_external_data=False)
-    except Exception:  # noqa: BLE001 - protobuf raises several types
+        return list(_graph_facts(path).coupled)
+    except ModelError:
         return []
-    found: set[str] = set()
-
-    def nodes(ns) -> None:
-        for node in ns:
-            if node.op_type in BATCH_COUPLED_OPS:
-                found.add(node.op_type)
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    nodes(attr.g.node)
-                for sub in attr.graphs:
-                    nodes(sub.node)
-
-    nodes(model.graph.node)
-    for f in model.functions:
-        nodes(f.node)
-    return sorted(found)
 
 
 def external_data_files(path: str) -> list[str]:
     """The external data files (absolute paths, sorted, each once) the tensors of ONNX file
     ``path`` point to: initialisers, sparse initialisers and tensor attributes of every
-    node, subgraphs included.  Locations are relative to the model's folder.
+    node, subgraphs and functions included.  Locations are relative to the model's folder.
 
     Raises:
         ModelError: the file cannot be parsed by ``onnx`` (the fingerprint must not
             silently miss weights).
     """
+    return list(_graph_facts(path).external_files)
+
+
+def onnx_parameter_count(path: str) -> int | None:
+    """Number of elements in the graph's initializers (weights), or None if onnx is absent."""
+    try:
+        return _graph_facts(path).parameters
+    except ModelError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _GraphFacts:
+    external_files: tuple[str, ...]
+    parameters: int
+    coupled: tuple[str, ...]
+
+
+def _graph_facts(path: str) -> _GraphFacts:
+    """What sertest reads from an ONNX graph, from one parse of the file (a graph with its
+    weights inside is read whole: done once per file version, not once per question)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the graph: {exc}") from exc
+    return _read_graph_facts(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_graph_facts(path: str, mtime_ns: int, size: int) -> _GraphFacts:
     try:
         import onnx
 
@@ -336,22 +351,20 @@ def external_data_files(path: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types
         raise ModelError(f"{path}: cannot read the graph to find its external data files: "
                          f"{exc}") from exc
-    folder = os.path.dirname(os.path.abspath(path))
-    found: set[str] = set()
+    folder = os.path.dirname(path)
+    files: set[str] = set()
+    coupled: set[str] = set()
 
     def tensor(t) -> None:
         if t.data_location == onnx.TensorProto.EXTERNAL:
             location = {e.key: e.value for e in t.external_data}.get("location")
             if location:
-                found.add(os.path.normpath(os.path.join(folder, location)))
+                files.add(os.path.normpath(os.path.join(folder, location)))
 
-    def graph(g) -> None:
-        for t in g.initializer:
-            tensor(t)
-        for sp in g.sparse_initializer:
-            tensor(sp.values)
-            tensor(sp.indices)
-        for node in g.node:
+    def nodes(ns) -> None:
+        for node in ns:
+            if node.op_type in BATCH_COUPLED_OPS:
+                coupled.add(node.op_type)
             for attr in node.attribute:
                 if attr.HasField("t"):
                     tensor(attr.t)
@@ -362,29 +375,19 @@ def external_data_files(path: str) -> list[str]:
                 for sub in attr.graphs:
                     graph(sub)
 
+    def graph(g) -> None:
+        for t in g.initializer:
+            tensor(t)
+        for sp in g.sparse_initializer:
+            tensor(sp.values)
+            tensor(sp.indices)
+        nodes(g.node)
+
     graph(model.graph)
     for f in model.functions:
-        for node in f.node:
-            for attr in node.attribute:
-                if attr.HasField("t"):
-                    tensor(attr.t)
-    return sorted(found)
-
-
-def onnx_parameter_count(path: str) -> int | None:
-    """Number of elements in the graph's initializers (weights), or None if onnx is absent."""
-    try:
-        import onnx
-        model = onnx.load(path, load_external_data=False)
-    except Exception:  # noqa: BLE001
-        return None
-    total = 0
-    for init in model.graph.initializer:
-        n = 1
-        for d in init.dims:
-            n *= d
-        total += n
-    return int(total)
+        nodes(f.node)
+    parameters = sum(math.prod(init.dims) for init in model.graph.initializer)
+    return _GraphFacts(tuple(sorted(files)), int(parameters), tuple(sorted(coupled)))
 
 
 def _normalise_labels(labels: Any, outputs: list[str], path: str) -> dict[str, list[str]]:

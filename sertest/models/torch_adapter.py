@@ -17,9 +17,10 @@ factory's code is imported only because the user named it explicitly in the spec
 Inference runs in eval mode under ``torch.inference_mode()``.  Threads
 (:class:`TorchThreads`): torch models are :attr:`~sertest.models.base.Model.concurrent`, so
 the engine runs one intra-op thread per call and several calls at once, as for ONNX
-sessions; the ``threads`` option fixes the threads of every call instead.  Memory: importing this
-module caps oneDNN's kernel cache at 32 kernels (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, unless
-set already), since a model hears as many input shapes as there are item lengths.
+sessions; the ``threads`` option fixes the threads of every call instead.  Memory:
+importing this module caps oneDNN's kernel cache at 32 kernels
+(``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, unless set already), since a model hears as many
+input shapes as there are item lengths.
 """
 
 from __future__ import annotations
