@@ -50,6 +50,7 @@ from sertest import audio  # noqa: E402
 from sertest.checks.base import Context  # noqa: E402
 from sertest.data import load_dataset  # noqa: E402
 from sertest import audit  # noqa: E402
+from sertest.engine.plan import plan_audit  # noqa: E402
 from sertest.engine.store import condition_key  # noqa: E402
 from sertest.models import load_model  # noqa: E402
 from sertest.seeding import derive_rng  # noqa: E402
@@ -62,20 +63,21 @@ def default_model() -> str:
 
 
 def plan(model_spec: str, data, suite_name: str):
-    """Per test: the (condition, ids) pairs it needs; plus the feature extractors."""
+    """Per test: the (condition, ids) pairs it needs; plus the feature extractors the
+    audit runs on clean audio: the checks' own and the signal statistics every audit
+    computes (clipping warnings, confound checks, slices), as the audit's plan has them."""
     dataset = load_dataset(data)
     suite = load_suite(suite_name)
     model = load_model(model_spec)
     per_test = []
-    features = {}
     for check, _ in suite.checks:
         sub = dataset if not check.where else dataset.subset(select_items(dataset, check.where))
         ctx = Context(sub, None, {model.name: model}, seed=0)
         reqs = [(r.condition, sub.ids if r.ids is None else list(r.ids)) for r in check.requests(ctx)]
         per_test.append((check.name, reqs))
-        for f in check.features(ctx):
-            features[f.name] = f
-    return dataset, suite, model, per_test, list(features.values())
+    audit_plan = plan_audit([model], dataset, suite, seed=0, baselines=False)
+    features = [audit_plan.models[n] for n in sorted(audit_plan.features)]
+    return dataset, suite, model, per_test, features
 
 
 def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:

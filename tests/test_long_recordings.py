@@ -124,3 +124,37 @@ def test_condition_groups_bound_the_samples_of_a_group():
     assert [ck for g in long for ck in g[SR]] == list(needs[SR])  # order kept
     huge = units.condition_groups(unit, {SR: 2 * units.UNIT_SAMPLES})
     assert [len(g[SR]) for g in huge] == [1] * 10
+
+
+def test_planning_reads_each_duration_once_for_the_in_flight_bound(long_manifest, tmp_path,
+                                                                   monkeypatch):
+    """The executor's in-flight bound counts a unit's samples from the duration its file's
+    header gave while planning (read beside the content hash, in the hashing threads), not
+    from a second header read per unit in the scheduling thread; a file libsndfile cannot
+    read is estimated from its size, as before."""
+    from sertest.engine.execute import _plan_units
+
+    dataset = load_dataset(str(long_manifest))
+    conditions, needed = _plan(dataset)
+    model = load_model(make_onnx_model(tmp_path / "m.onnx"))
+    units_, _ = _plan_units(dataset, {model.name: model}, conditions, needed, 0, 2, set(), [],
+                            False)
+    by_id = {u.item_id: u for u in units_}
+    assert by_id["long"].file_seconds == pytest.approx(LONG_S, abs=1 / SR)
+    for u in units_:
+        assert u.file_seconds == sf.info(u.file).duration
+        u.needs = {SR: {CLEAN: [model.name]}}
+
+    def no_header(path):  # a second read of the header would fail the test
+        raise AssertionError(f"header of {path} read again")
+
+    monkeypatch.setattr(sf, "info", no_header)
+    assert units.unit_samples(by_id["long"]) == LONG_S * SR
+    assert units.unit_samples(by_id["short0"]) == int(by_id["short0"].file_seconds * SR)
+
+    raw = tmp_path / "noheader.bin"  # not a libsndfile format: 16-bit mono as a guess
+    raw.write_bytes(b"\0" * 32000)
+    monkeypatch.undo()
+    unknown = units.Unit("x", str(raw), None, None, "h", file_seconds=float("nan"),
+                         needs={SR: {CLEAN: ["m"]}})
+    assert units.unit_samples(unknown) == 16000

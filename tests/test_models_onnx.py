@@ -201,3 +201,14 @@ def test_the_graph_is_parsed_once_per_file_version(tmp_path, monkeypatch):
     os.utime(path, ns=(1, 1))  # another version of the file (its time changed)
     load_model(path).info()
     assert len(calls) == 2
+
+
+def test_a_model_path_may_be_a_pathlib_path_and_anything_else_is_a_usage_error(tmp_path):
+    import pathlib
+
+    from sertest.errors import UsageError
+
+    path = pathlib.Path(make_onnx_model(str(tmp_path / "m.onnx")))
+    assert load_model(path).fingerprint() == load_model(str(path)).fingerprint()
+    with pytest.raises(UsageError, match="not int"):
+        load_model(3)

@@ -39,7 +39,7 @@ from .cache import PredictionCache, model_prediction_key
 from .executors import check_executor, get_executor
 from .segments import is_segmented, item_frames, parse_segment, window_bounds
 from .store import CLEAN, PredictionStore
-from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row
+from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row, file_seconds
 
 
 class FailFast(SertestError):
@@ -221,30 +221,39 @@ def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturb
     units: list[Unit] = []
     keys: dict[tuple[str, str, str], str] = {}
     item_ids = [i for i, cks in by_item.items() if cks]
-    hashes: dict[str, str | AudioError] = {}
+    # the columns as plain lists once (a pandas row look-up per item costs more than its hash)
+    files = dict(zip(table.index, table["file"].tolist()))
+    starts = dict(zip(table.index, table["start"].tolist()))
+    ends = dict(zip(table.index, table["end"].tolist()))
+    refused_ids = getattr(dataset, "refused", {})
+    hashes: dict[str, tuple[str, float | None] | AudioError] = {}
 
     def _hash(item_id: str):
-        row = table.loc[item_id]
-        refused = getattr(dataset, "refused", {}).get(item_id)  # e.g. a path outside the root
+        refused = refused_ids.get(item_id)  # e.g. a path outside the root
         if refused:
             return item_id, AudioError(refused)
         try:
-            return item_id, audio.content_hash(row["file"], _segment(row["start"]), _segment(row["end"]))
+            h = audio.content_hash(files[item_id], _segment(starts[item_id]),
+                                   _segment(ends[item_id]))
         except AudioError as exc:
             return item_id, exc
+        seconds = file_seconds(files[item_id])
+        return item_id, (h, float("nan") if seconds is None else seconds)
 
     with ThreadPoolExecutor(jobs) as pool:
         for item_id, h in pool.map(_hash, item_ids):
             hashes[item_id] = h
     for item_id in item_ids:
-        row = table.loc[item_id]
+        file = files[item_id]
         h = hashes[item_id]
         if isinstance(h, AudioError):
-            errors.append(ItemError(item_id, row["file"], "decode", str(h)))
+            errors.append(ItemError(item_id, file, "decode", str(h)))
             if fail_fast:
                 raise FailFast(f"item {item_id!r}: {h}")
             continue
-        unit = Unit(item_id, row["file"], _segment(row["start"]), _segment(row["end"]), h)
+        h, seconds = h
+        unit = Unit(item_id, file, _segment(starts[item_id]), _segment(ends[item_id]), h,
+                    file_seconds=seconds)
         if segment is not None:
             frames = item_frames(unit.file, unit.start, unit.end)
             if is_segmented(frames, segment):

@@ -107,6 +107,9 @@ class Unit:
     segment: Any = None
     #: its ``(first, last, sampling rate)`` frames in the file (read from the header)
     segment_frames: Any = None
+    #: the whole file's duration (s) from its header, read while planning (``None``: not
+    #: read; NaN: libsndfile cannot read the header, e.g. a format only FFmpeg reads)
+    file_seconds: float | None = None
 
 
 @dataclass
@@ -232,6 +235,18 @@ def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
     return out
 
 
+def file_seconds(path: str) -> float | None:
+    """The duration (s) of the audio file at ``path`` from its header (libsndfile), without
+    decoding it; ``None`` where libsndfile cannot read the header."""
+    try:
+        import soundfile as sf
+
+        info = sf.info(path)
+        return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - e.g. a format only FFmpeg reads
+        return None
+
+
 def unit_samples(unit: Unit) -> int:
     """The samples a unit's decoded signals will hold (estimated from the file's header, at
     its highest model rate; from the file size where the header cannot be read), without
@@ -241,12 +256,10 @@ def unit_samples(unit: Unit) -> int:
     rate = max(unit.needs or {16000: None})
     if unit.segment is not None:  # at most 1.5 windows decoded at once
         return int(1.5 * unit.segment.window_s * rate) * max(1, len(unit.needs))
-    try:
-        import soundfile as sf
-
-        info = sf.info(unit.file)
-        seconds = info.frames / info.samplerate
-    except Exception:  # noqa: BLE001 - not a libsndfile format: 16-bit mono as a guess
+    seconds = unit.file_seconds
+    if seconds is None:
+        seconds = file_seconds(unit.file)
+    if seconds is None or seconds != seconds:  # not a libsndfile format: 16-bit mono, a guess
         try:
             seconds = os.path.getsize(unit.file) / 2 / rate
         except OSError:

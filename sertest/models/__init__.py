@@ -124,8 +124,9 @@ def _detect_kind(target: str, spec: str) -> str:
                      "callable:path/to/file.py:function for a model with its own code")
 
 
-def load_model(spec: str | Model, **options: Any) -> Model:
-    """Load a model from a spec string (see the module docstring) or pass a Model through.
+def load_model(spec: str | os.PathLike | Model, **options: Any) -> Model:
+    """Load a model from a spec string or path (see the module docstring) or pass a Model
+    through.
 
     Options (all optional): ``name``, ``labels`` (output labels, list or comma string),
     ``sampling_rate`` (Hz), ``seed`` (random baselines), ``classes``, ``allow_download``
@@ -134,6 +135,11 @@ def load_model(spec: str | Model, **options: Any) -> Model:
     """
     if isinstance(spec, Model):
         return spec
+    if isinstance(spec, os.PathLike):  # a pathlib.Path to a model file or folder
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise UsageError(f"--model {spec!r}: a model is a spec string, a path or a loaded "
+                         f"Model, not {type(spec).__name__}")
     name, kind, target = parse_spec(spec)
     module_name, func_name = ADAPTERS[kind].split(":")
     try:
