@@ -48,6 +48,8 @@ _NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
 #: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
 _FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
 _SPACE = __import__("re").compile(r"\s+")
+#: pieces of encoded JSON joined at a time by :meth:`Results.to_json`
+_JSON_BLOCK = 1 << 16
 _STRING = r'"(?:[^"\\\n]|\\.)*"'
 #: an object whose members are all scalars (a measurement's ``slice``, ``power``, ...), spread
 #: over several lines; a line break followed by indentation never occurs inside a JSON string
@@ -289,8 +291,21 @@ class Results:
     def to_json(self) -> str:
         """Indented JSON with arrays of numbers (plot data) and objects of scalars (a
         measurement's ``slice``, ``power``) kept on one line each."""
-        text = json.dumps(self.doc, indent=1, sort_keys=False, ensure_ascii=False,
-                          allow_nan=False)
+        # json's indenting encoder is the pure-Python one, and ``dumps`` lists every piece
+        # before joining them (about 3 million for a 7-model default audit: 155 MB held for
+        # a 14 MB text); joining them in blocks as they come holds one block at a time
+        encoder = json.JSONEncoder(indent=1, sort_keys=False, ensure_ascii=False,
+                                   allow_nan=False)
+        blocks: list[str] = []
+        pieces: list[str] = []
+        for piece in encoder.iterencode(self.doc):
+            pieces.append(piece)
+            if len(pieces) >= _JSON_BLOCK:
+                blocks.append("".join(pieces))
+                pieces.clear()
+        blocks.append("".join(pieces))
+        text = "".join(blocks)
+        del blocks, pieces
         text = _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
                                text)
         return _FLAT_OBJECT.sub(lambda m: "{" + _BREAK.sub(" ", m.group(1)).strip() + "}",
