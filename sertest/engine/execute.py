@@ -138,6 +138,15 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             sr = models[name].sampling_rate
             u.needs.setdefault(sr, {}).setdefault(ck, []).append(name)
             to_compute[name] = to_compute.get(name, 0) + 1
+    # the keys of what is computed are built again as each row comes (a few microseconds
+    # each): keeping all of them through the run held about 250 bytes per prediction
+    del keys, all_keys, cached
+    keyed_models = models  # the models the keys name (isolation swaps in proxies below)
+
+    def key_of(name: str, ck: str, unit: Unit) -> str:
+        return model_prediction_key(keyed_models[name], unit.audio_hash, ck, conditions[ck],
+                                    seed, unit.item_id,
+                                    unit.segment.key if unit.segment is not None else None)
     todo = [u for u in units if u.needs]
     runner = get_executor(executor, jobs=jobs, scheduler=scheduler)
     isolated: dict[str, Any] = {}
@@ -171,7 +180,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         for (name, ck), row in outcome.rows.items():
             # the cache keeps the row as predicted; clipping happens on the way into the store
             store.add(name, ck, outcome.item_id, *clip_row(models[name], row))
-            pending[keys[(name, ck, outcome.item_id)]] = row
+            pending[key_of(name, ck, unit_by_id[outcome.item_id])] = row
             stats.computed += 1
         if bar is not None:
             bar.update(1)
