@@ -257,3 +257,34 @@ def test_chain_cache_version_covers_its_parts():
     assert p.stochastic and f"opus={opus.cache_version}" in p.cache_version
     with pytest.raises(UsageError, match="steps\\[1\\]"):
         from_spec({"name": "chain", "steps": [{"name": "gain"}, {"name": "opus", "bitrate": 1}]})
+
+
+def test_without_a_cache_file_predictions_stay_in_memory_only_for_on_demand_checks(
+        data, tmp_path, monkeypatch):
+    """``--no-cache`` keeps the audit's predictions in memory only when a check predicts
+    while measuring (the search's steps and targets look predictions up there); otherwise
+    nothing would read them again, and they cost about 300 bytes a prediction (40 MB for
+    the 7-model ``default`` audit)."""
+    opened = []
+    real_open = PredictionCache.open
+
+    def spy(cache):
+        opened.append(real_open(cache))
+        return opened[-1]
+
+    monkeypatch.setattr(PredictionCache, "open", spy)
+    plain = {"name": "p", "bootstrap": {"n_boot": 50}, "targets": ["arousal"],
+             "tests": [{"test": "correctness_regression"}]}
+    audit([_model()], str(data), plain, cache=False, baselines=False, jobs=1)
+    assert opened[-1].keep_in_memory is False and len(opened[-1]) == 0
+
+    search = {"name": "s", "bootstrap": {"n_boot": 50}, "targets": ["arousal"],
+              "tests": [{"test": "robustness_search",
+                         "params": {"axis": "snr", "max_items": N, "budget": 200}}]}
+    in_memory = audit([_model()], str(data), search, cache=False, baselines=False, jobs=1)
+    cache = opened[-1]
+    assert cache.keep_in_memory is True and len(cache) >= N
+    on_disk = audit([_model()], str(data), search, cache=str(tmp_path / "c"), baselines=False,
+                    jobs=1)
+    assert (in_memory.select("robustness_search", "planted", "arousal")[0]["measurements"]
+            == on_disk.select("robustness_search", "planted", "arousal")[0]["measurements"])

@@ -153,6 +153,10 @@ class Check:
     #: False for checks that need no label of the judged target (e.g. consistency reads
     #: only the categorical ``emotion`` column while judging arousal)
     requires_truth: ClassVar[bool] = True
+    #: True for checks that predict more while measuring (:attr:`Context.predictor`, e.g.
+    #: the worst-case search): the audit then keeps its predictions in memory for them
+    #: when there is no cache file (without it they would be computed again)
+    predicts_on_demand: ClassVar[bool] = False
 
     def __init__(self, params: dict[str, Any] | None = None,
                  thresholds: dict[str, Any] | None = None, name: str | None = None) -> None:

@@ -308,6 +308,8 @@ class RobustnessSearch(Check):
     listed, 5).  Its predictions go through the audit's prediction cache (``--no-cache``
     reaches it) via :attr:`~sertest.checks.base.Context.predictor`."""
 
+    predicts_on_demand = True
+
     id = "robustness_search"
     topic = "robustness"
     description = ("worst-case search: per-item mildest setting (SNR, bit rate, RT60, "

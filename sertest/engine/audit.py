@@ -81,6 +81,10 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
                       label_range=label_range, label_map=label_map, table=table)
 
     cache_obj = PredictionCache.open(cache)
+    # what does not reach a cache file is kept in memory only for checks that predict
+    # while measuring (the audit's own look-up happens once, before anything is computed)
+    cache_obj.keep_in_memory = any(getattr(check, "predicts_on_demand", True)
+                                   for check, _ in plan.suite.checks)
     try:
         store, item_errors, stats = execute(
             plan.dataset, plan.models, plan.conditions, plan.needed, seed=seed,

@@ -124,6 +124,11 @@ class PredictionCache:
         self.writable = True
         self.hits = 0
         self.misses = 0
+        #: whether predictions that do not reach the file (no file, a full disk, a model
+        #: without a fingerprint) are kept in memory for later look-ups in this process;
+        #: the audit turns it off when nothing looks them up again (no check predicts on
+        #: demand), which spares about 300 bytes a prediction
+        self.keep_in_memory = True
         if not path:
             return
         try:
@@ -262,7 +267,8 @@ class PredictionCache:
             rows = []
             for k, v in items.items():
                 if self._conn is None or not self.writable or k.startswith(VOLATILE):
-                    self._memory[k] = np.asarray(v, dtype=np.float64)
+                    if self.keep_in_memory:
+                        self._memory[k] = np.asarray(v, dtype=np.float64)
                 else:
                     rows.append((k, np.asarray(v, dtype=np.float64).tobytes()))
             if not rows:
@@ -282,7 +288,8 @@ class PredictionCache:
                 if not isinstance(exc, (sqlite3.Error, OSError)):
                     raise
                 for k, v in items.items():
-                    self._memory[k] = np.asarray(v, dtype=np.float64)
+                    if self.keep_in_memory:
+                        self._memory[k] = np.asarray(v, dtype=np.float64)
                 if _corrupt(exc):
                     self._disable(f"cannot be written ({_cause(exc)})", corrupt=True)
                 else:
