@@ -229,7 +229,8 @@ class PredictionCache:
             log.warning("%s", self.problem)
 
     def _disable(self, cause: str, *, corrupt: bool = False) -> None:
-        """Stop using the file (keep this run's predictions in memory); warn once."""
+        """Stop using the file (keep this run's predictions in memory, if
+        :attr:`keep_in_memory`); warn once."""
         hint = f"; {_CLEAR_HINT}" if corrupt else ""
         self._warn(f"{cause}: the audit goes on without it{hint}")
         self.writable = False
