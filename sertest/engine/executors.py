@@ -87,7 +87,7 @@ def bound_heap() -> None:
 
 
 #: seconds between two returns of the heap's free pages to the system (:class:`HeapTrim`)
-TRIM_INTERVAL_S = 0.5
+TRIM_INTERVAL_S = 5.0
 
 
 class HeapTrim:
@@ -98,9 +98,11 @@ class HeapTrim:
     threshold; glibc keeps them resident in each thread's arena (it only trims the top of a
     heap), so the process's RSS holds freed memory on top of its live data.  Measured on the
     7 reference models, ``quick`` suite (benchmarks/README.md, "Many models in one audit"):
-    a ``malloc_trim`` right after the prediction stage gave back 165 MB of 813; trimming
-    every 0.5 s lowered the stage's peak RSS by about 60 MB for 0.5 CPU-s (131 calls, 4 ms
-    each).  A no-op where the C library is not glibc."""
+    a ``malloc_trim`` right after the prediction stage gave back 165 MB of 813, and
+    trimming during the stage lowered its peak RSS from 842-879 MB to 806 MB (every 0.5 s)
+    and 813 MB (every 5 s).  Every trim makes the next allocations fault their pages in
+    again: at 0.5 s the stage took about 6 % longer (two alternating pairs), at 5 s no
+    measurable time.  A no-op where the C library is not glibc."""
 
     def __init__(self, interval_s: float = TRIM_INTERVAL_S) -> None:
         self.interval_s = interval_s
