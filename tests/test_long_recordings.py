@@ -133,6 +133,7 @@ def test_planning_reads_each_duration_once_for_the_in_flight_bound(long_manifest
     from a second header read per unit in the scheduling thread; a file libsndfile cannot
     read is estimated from its size, as before."""
     from sertest.engine.execute import _plan_units
+    from sertest.engine.segments import parse_segment
 
     dataset = load_dataset(str(long_manifest))
     conditions, needed = _plan(dataset)
@@ -151,6 +152,15 @@ def test_planning_reads_each_duration_once_for_the_in_flight_bound(long_manifest
     monkeypatch.setattr(sf, "info", no_header)
     assert units.unit_samples(by_id["long"]) == LONG_S * SR
     assert units.unit_samples(by_id["short0"]) == int(by_id["short0"].file_seconds * SR)
+
+    monkeypatch.undo()  # with windows too, planning reads each header once
+    reads = []
+    real_info = sf.info
+    monkeypatch.setattr(sf, "info", lambda path: reads.append(path) or real_info(path))
+    segmented, _ = _plan_units(dataset, {model.name: model}, conditions, needed, 0, 2, set(),
+                               [], False, parse_segment("30"))
+    assert sorted(reads) == sorted(u.file for u in segmented)
+    assert {u.item_id for u in segmented if u.segment is not None} == {"long"}
 
     raw = tmp_path / "noheader.bin"  # not a libsndfile format: 16-bit mono as a guess
     raw.write_bytes(b"\0" * 32000)

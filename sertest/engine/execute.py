@@ -37,9 +37,9 @@ from ..models.base import Model
 from ..perturb.base import Perturbation
 from .cache import PredictionCache, model_prediction_key
 from .executors import check_executor, get_executor
-from .segments import is_segmented, item_frames, parse_segment, window_bounds
+from .segments import is_segmented, item_frames, parse_segment, read_header, window_bounds
 from .store import CLEAN, PredictionStore
-from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row, file_seconds
+from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row
 
 
 class FailFast(SertestError):
@@ -139,7 +139,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             u.needs.setdefault(sr, {}).setdefault(ck, []).append(name)
             to_compute[name] = to_compute.get(name, 0) + 1
     # the keys of what is computed are built again as each row comes (a few microseconds
-    # each): keeping all of them through the run held about 250 bytes per prediction
+    # each): keeping all of them through the run held about 290 bytes per prediction
     del keys, all_keys, cached
     keyed_models = models  # the models the keys name (isolation swaps in proxies below)
 
@@ -246,8 +246,7 @@ def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturb
                                    _segment(ends[item_id]))
         except AudioError as exc:
             return item_id, exc
-        seconds = file_seconds(files[item_id])
-        return item_id, (h, float("nan") if seconds is None else seconds)
+        return item_id, (h, read_header(files[item_id]))
 
     with ThreadPoolExecutor(jobs) as pool:
         for item_id, h in pool.map(_hash, item_ids):
@@ -260,11 +259,11 @@ def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturb
             if fail_fast:
                 raise FailFast(f"item {item_id!r}: {h}")
             continue
-        h, seconds = h
+        h, header = h  # the header is read once, for the in-flight bound and the windows
         unit = Unit(item_id, file, _segment(starts[item_id]), _segment(ends[item_id]), h,
-                    file_seconds=seconds)
+                    file_seconds=header[0] / header[1] if header else float("nan"))
         if segment is not None:
-            frames = item_frames(unit.file, unit.start, unit.end)
+            frames = item_frames(unit.file, unit.start, unit.end, header=header)
             if is_segmented(frames, segment):
                 unit.segment, unit.segment_frames = segment, frames
         seg_key = unit.segment.key if unit.segment is not None else None

@@ -119,20 +119,34 @@ def parse_segment(value: Any, option: str = "--segment") -> Segmentation | None:
     return Segmentation(window, hop)
 
 
-def item_frames(path: str, start: float | None, end: float | None
-                ) -> tuple[int, int, int] | None:
-    """``(first, last, sampling_rate)``: the item's frames in the file, read from its header
-    (libsndfile), or ``None`` where libsndfile cannot read the header."""
+def read_header(path: str) -> tuple[int, int] | None:
+    """``(frames, sampling_rate)`` of the audio file at ``path`` from its header
+    (libsndfile), without decoding it; ``None`` where libsndfile cannot read the header."""
     try:
         import soundfile as sf
 
         info = sf.info(path)
-    except Exception:  # noqa: BLE001 - not a libsndfile format (or unreadable): audited whole
+    except Exception:  # noqa: BLE001 - not a libsndfile format (or unreadable)
         return None
-    sr = int(info.samplerate)
+    return int(info.frames), int(info.samplerate)
+
+
+_UNREAD: Any = object()
+
+
+def item_frames(path: str, start: float | None, end: float | None,
+                header: tuple[int, int] | None = _UNREAD) -> tuple[int, int, int] | None:
+    """``(first, last, sampling_rate)``: the item's frames in the file, from its header
+    (``header``: :func:`read_header` of ``path`` if already read, else it is read here),
+    or ``None`` where libsndfile cannot read the header (the item is then audited whole)."""
+    if header is _UNREAD:
+        header = read_header(path)
+    if header is None:
+        return None
+    frames, sr = header
     first = int(round(start * sr)) if start else 0
-    last = int(round(end * sr)) if end is not None and np.isfinite(end) else int(info.frames)
-    last = min(last, int(info.frames))
+    last = int(round(end * sr)) if end is not None and np.isfinite(end) else frames
+    last = min(last, frames)
     if first < 0 or last <= first:
         return None  # the whole-utterance path reports the bad segment
     return first, last, sr

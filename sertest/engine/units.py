@@ -50,7 +50,8 @@ from ..perturb.base import Perturbation
 from ..seeding import derive_rng
 from .isolate import ModelCrash, ModelGivenUp
 from .render import condition_rng, condition_signal
-from .segments import aggregate, item_frames, read_window, window_bounds, window_signal
+from .segments import (aggregate, item_frames, read_header, read_window, window_bounds,
+                       window_signal)
 
 #: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
 #: float32), unless a single condition's signal is longer (a long item: one at a time)
@@ -235,18 +236,6 @@ def infer_unit(prepared: Prepared, models: dict[str, Model], seed: int,
     return out
 
 
-def file_seconds(path: str) -> float | None:
-    """The duration (s) of the audio file at ``path`` from its header (libsndfile), without
-    decoding it; ``None`` where libsndfile cannot read the header."""
-    try:
-        import soundfile as sf
-
-        info = sf.info(path)
-        return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001 - e.g. a format only FFmpeg reads
-        return None
-
-
 def unit_samples(unit: Unit) -> int:
     """The samples a unit's decoded signals will hold (estimated from the file's header, at
     its highest model rate; from the file size where the header cannot be read), without
@@ -258,7 +247,8 @@ def unit_samples(unit: Unit) -> int:
         return int(1.5 * unit.segment.window_s * rate) * max(1, len(unit.needs))
     seconds = unit.file_seconds
     if seconds is None:
-        seconds = file_seconds(unit.file)
+        header = read_header(unit.file)
+        seconds = header[0] / header[1] if header else None
     if seconds is None or seconds != seconds:  # not a libsndfile format: 16-bit mono, a guess
         try:
             seconds = os.path.getsize(unit.file) / 2 / rate
