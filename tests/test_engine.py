@@ -260,6 +260,10 @@ def test_cache_key_tracks_perturbation_version_and_batch_size():
     assert k == prediction_key(**base, condition_version=2, max_batch=16)
     assert k != prediction_key(**base, condition_version=1, max_batch=16)
     assert k != prediction_key(**base, condition_version=2, max_batch=8)
+    # the most samples a call takes splits a batch of long signals: it enters too
+    assert k != prediction_key(**base, condition_version=2, max_batch=16, call_samples=1 << 19)
+    assert prediction_key(**base, call_samples=1 << 19) != prediction_key(**base,
+                                                                           call_samples=1 << 21)
 
 
 def test_a_changed_perturbation_is_recomputed_not_read_from_the_cache(tiny_data, onnx_model,

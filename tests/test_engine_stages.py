@@ -21,7 +21,7 @@ from sertest.engine.executors import (Executor, check_executor, executor_names, 
 from sertest.engine.plan import plan_audit
 from sertest.engine.render import condition_signal
 from sertest.engine.store import CLEAN, condition_key
-from sertest.engine.units import Unit, infer_unit, prepare_unit
+from sertest.engine.units import CALL_SAMPLES, Unit, infer_unit, prepare_unit
 from sertest.errors import UsageError
 from sertest.models import load_model
 from sertest.perturb import from_spec
@@ -85,7 +85,8 @@ def test_model_prediction_key_lets_seed_and_item_in_only_when_something_draws(on
     assert k == model_prediction_key(model, "hash", gain.key, gain, seed=2, item_id="b")
     assert k == prediction_key(model.fingerprint(), "hash", gain.key, model.sampling_rate,
                                condition_version=gain.cache_version,
-                               max_batch=model.max_batch if model.batchable else 1)
+                               max_batch=model.max_batch if model.batchable else 1,
+                               call_samples=CALL_SAMPLES)
     k1 = model_prediction_key(model, "hash", drawn.key, drawn, seed=1, item_id="a")
     assert k1 != model_prediction_key(model, "hash", drawn.key, drawn, seed=2, item_id="a")
     assert k1 != model_prediction_key(model, "hash", drawn.key, drawn, seed=1, item_id="b")

@@ -116,7 +116,7 @@ def test_a_dynamically_quantised_model_predicts_each_signal_on_its_own():
 def test_the_local_executor_returns_freed_heap_pages_between_units():
     """Blocks under the mmap threshold freed by a worker thread stay resident in its glibc
     arena until ``malloc_trim``; :class:`~sertest.engine.executors.HeapTrim` (called by the
-    local executor after each finished unit, at most every 0.5 s) gives them back.  Fresh
+    local executor after each finished unit, at most every 5 s) gives them back.  Fresh
     interpreter: a thread allocates 300 MB in 64 KB blocks and frees all but every 50th,
     which pins the arena's pages in between."""
     code = textwrap.dedent("""
@@ -143,3 +143,31 @@ def test_the_local_executor_returns_freed_heap_pages_between_units():
     assert calls == "1"
     assert unchanged > held - 20, (held, unchanged)  # the interval is respected
     assert held - trimmed > 150, (held, trimmed)  # most of the 300 MB goes back
+
+
+def test_the_audit_returns_freed_heap_pages_between_its_stages(tiny_data, onnx_model,
+                                                                monkeypatch):
+    """After the prediction stage and after the checks, the freed blocks of the stage go
+    back to the system (``trim_heap``) before the next stage allocates: the 7-model
+    ``default`` audit's writers no longer stood on the checks' freed memory
+    (benchmarks/README.md, "Many models in one audit")."""
+    import importlib
+
+    audit_module = importlib.import_module("sertest.engine.audit")  # not the function
+    execute_module = importlib.import_module("sertest.engine.execute")
+    from sertest import audit
+    from sertest.engine.executors import trim_heap
+
+    assert trim_heap() is True  # glibc here
+    calls: list[str] = []
+    monkeypatch.setattr(execute_module, "trim_heap", lambda: calls.append("execute"))
+    monkeypatch.setattr(audit_module, "trim_heap", lambda: calls.append("checks"))
+    real_evaluate = audit_module.evaluate
+
+    def evaluate(*args, **kwargs):
+        calls.append("evaluate")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(audit_module, "evaluate", evaluate)
+    audit([onnx_model], str(tiny_data), "smoke", cache=False, baselines=False)
+    assert calls[0] == "execute" and calls[-2:] == ["evaluate", "checks"], calls

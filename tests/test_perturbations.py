@@ -545,3 +545,34 @@ def test_opus_codes_at_the_input_rate_when_libopus_takes_it(sr, coded, monkeypat
     x = speechlike(np.random.default_rng(0), sr, 0.5)
     from_spec({"name": "opus", "bitrate": 16000})(x, sr, derive_rng(0))
     assert set(codecs._ALIGN) == {("opus", 16000, coded)}
+
+
+def test_the_decoded_audio_bank_stays_under_its_bound_and_outputs_do_not_depend_on_it(
+        tmp_path, monkeypatch):
+    """The bank keeps at most ``AudioBank.cache_mb`` of decoded files (least recently used
+    out first); a file decoded again gives the same samples, so the mixture is the same
+    whatever was evicted."""
+    from sertest.perturb.noise import AudioBank
+
+    folder = tmp_path / "bank_bound"
+    folder.mkdir()
+    sr = 16000
+    rng = np.random.default_rng(3)
+    for i in range(12):  # 12 files of 1 s: 64 KB each as float32
+        sf.write(folder / f"n{i}.wav", 0.1 * rng.standard_normal(sr).astype(np.float32), sr,
+                 subtype="FLOAT")
+    x = speechlike(np.random.default_rng(1), sr, 1.0)
+    spec = {"name": "babble", "source": str(folder), "n_talkers": 6}
+    monkeypatch.setattr(AudioBank, "_decoded", type(AudioBank._decoded)())
+    monkeypatch.setattr(AudioBank, "_decoded_bytes", 0)
+    monkeypatch.setattr(AudioBank, "cache_mb", 1.0)  # room for all 12
+    roomy = [from_spec(spec)(x, sr, derive_rng(seed)) for seed in range(4)]
+    assert AudioBank._decoded_bytes > 0.25 * 2**20
+    monkeypatch.setattr(AudioBank, "_decoded", type(AudioBank._decoded)())
+    monkeypatch.setattr(AudioBank, "_decoded_bytes", 0)
+    monkeypatch.setattr(AudioBank, "cache_mb", 0.15)  # room for two
+    tight = [from_spec(spec)(x, sr, derive_rng(seed)) for seed in range(4)]
+    assert AudioBank._decoded_bytes <= 0.15 * 2**20
+    assert sum(a.nbytes for a in AudioBank._decoded.values()) == AudioBank._decoded_bytes
+    for a, b in zip(roomy, tight):
+        np.testing.assert_array_equal(a, b)

@@ -27,7 +27,7 @@ from .assemble import assemble
 from .cache import PredictionCache
 from .evaluate import evaluate, pop_replicates
 from .execute import execute
-from .executors import check_executor
+from .executors import check_executor, trim_heap
 from .plan import plan_audit
 from .segments import parse_segment
 
@@ -110,6 +110,7 @@ def audit(models: Sequence[str | Model], data: str | Dataset | None = None,
                          roles=plan.roles)
     finally:
         cache_obj.close()
+    trim_heap()  # the checks' freed blocks, before the results and reports are built
     replicates = pop_replicates(tests)
 
     results = assemble(plan, tests, replicates, store, item_errors, stats, t_start, jobs,

@@ -32,6 +32,7 @@ import numpy as np
 # a model fingerprint starting with VOLATILE is not stable across processes (see
 # :meth:`sertest.models.base.Model.fingerprint`): its predictions stay in memory
 from ..models.base import VOLATILE
+from . import units as _units
 
 log = logging.getLogger("sertest")
 
@@ -56,22 +57,26 @@ def default_cache_dir() -> str:
 def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
                    sampling_rate: int, seed: int | None = None, item_id: str | None = None,
                    condition_version: int | str = 0, max_batch: int | None = None,
-                   segment: str | None = None) -> str:
+                   segment: str | None = None, call_samples: int | None = None) -> str:
     """The cache key of one prediction.
 
     ``seed`` and ``item_id`` enter only when the condition or the model draws random numbers
     (their generator derives from them); deterministic predictions are shared across seeds.
     ``condition_version`` is the perturbation's
     :attr:`~sertest.perturb.base.Perturbation.cache_version` (its implementation version,
-    those of the parts it uses and the digest of the files it reads) and ``max_batch``
-    the most signals per model call: onnxruntime's kernels may differ in the last bit
-    between batch sizes, which a quantised model can amplify into a visible change.
+    those of the parts it uses and the digest of the files it reads), ``max_batch``
+    the most signals per model call and ``call_samples`` the most samples per call
+    (:data:`sertest.engine.units.CALL_SAMPLES`, which splits a batch of long signals):
+    kernels may differ in the last bit between batch sizes (the reference teacher by about
+    1e-7), which a quantised model can amplify into a visible change.
     A model fingerprint starting with :data:`VOLATILE` gives a key starting with it too.
     ``segment`` (``"WINDOW:HOP"``, seconds) enters only for an item audited in windows
     (:mod:`sertest.engine.segments`): other items keep the keys they have without it.
     """
     parts = [SCHEMA_VERSION, model_fingerprint, audio_hash, condition_key, str(int(sampling_rate)),
              f"v={condition_version}", f"batch<={max_batch}"]
+    if call_samples is not None:
+        parts.append(f"call<={int(call_samples)}")
     if segment is not None:
         parts.append(f"segment={segment}")
     if seed is not None:
@@ -102,7 +107,8 @@ def model_prediction_key(model, audio_hash: str, condition_key: str, condition, 
         model.fingerprint(), audio_hash, condition_key, model.sampling_rate,
         seed if random_part else None, item_id if random_part else None,
         condition_version=condition.cache_version if condition is not None else 0,
-        max_batch=model.max_batch if model.batchable else 1, segment=segment)
+        max_batch=model.max_batch if model.batchable else 1, segment=segment,
+        call_samples=_units.CALL_SAMPLES)
 
 
 class PredictionCache:

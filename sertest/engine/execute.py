@@ -36,7 +36,7 @@ from ..errors import AudioError, SertestError, UsageError
 from ..models.base import Model
 from ..perturb.base import Perturbation
 from .cache import PredictionCache, model_prediction_key
-from .executors import check_executor, get_executor
+from .executors import check_executor, get_executor, trim_heap
 from .segments import is_segmented, item_frames, parse_segment, read_header, window_bounds
 from .store import CLEAN, PredictionStore
 from .units import ItemError, SigintWatch, Unit, UnitOutcome, clip_row
@@ -211,6 +211,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             bar.close()
     errors.sort(key=lambda e: (e.item_id, e.stage, e.condition or "", e.model or ""))
     stats.wall_seconds = time.perf_counter() - t0
+    trim_heap()  # the freed blocks of the units and their outcomes, before the checks run
     return store, errors, stats
 
 

@@ -90,6 +90,21 @@ def bound_heap() -> None:
 TRIM_INTERVAL_S = 5.0
 
 
+def trim_heap() -> bool:
+    """Return the free pages inside glibc's heaps to the system now (``malloc_trim(0)``);
+    ``False`` where the C library is not glibc.  Called between the audit's stages (after
+    the prediction stage, after the checks), whose freed blocks would otherwise stay
+    resident under the next stage's peak: :class:`HeapTrim` covers the prediction stage
+    itself."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 class HeapTrim:
     """Returns the free pages inside glibc's heaps to the system (``malloc_trim``), at most
     once every :data:`TRIM_INTERVAL_S` seconds, from the thread that consumes the units.

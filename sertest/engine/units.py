@@ -56,9 +56,12 @@ from .segments import (aggregate, item_frames, read_header, read_window, window_
 #: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
 #: float32), unless a single condition's signal is longer (a long item: one at a time)
 UNIT_SAMPLES = 1 << 22
-#: most samples one model call receives (2**21: 131 s at 16 kHz, 8 MB of float32): 16 signals
-#: of the bundled corpus's longest item (4 s) still make one batch, a long signal goes alone
-CALL_SAMPLES = 1 << 21
+#: most samples one model call receives (2**19: 32.8 s at 16 kHz, 2 MB of float32): 8 signals of
+#: the bundled corpus's longest item (4 s) make one call, a long signal goes alone.  It bounds
+#: the call's activations (Wav2Small: 128 MB for 16 x 4 s, 61 MB for 8 x 4 s), of which the
+#: workers hold one each at a time; 8 signals a call cost no more CPU than 16 (measured on
+#: the reference teacher, Wav2Small and MobileNet-V4; 4 a call: the teacher about 15 % more)
+CALL_SAMPLES = 1 << 19
 #: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
 #: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
 INFLIGHT_SAMPLES = 1 << 24
