@@ -147,6 +147,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
         return model_prediction_key(keyed_models[name], unit.audio_hash, ck, conditions[ck],
                                     seed, unit.item_id,
                                     unit.segment.key if unit.segment is not None else None)
+    _share_needs(units)
     todo = [u for u in units if u.needs]
     runner = get_executor(executor, jobs=jobs, scheduler=scheduler)
     isolated: dict[str, Any] = {}
@@ -213,6 +214,23 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
     stats.wall_seconds = time.perf_counter() - t0
     trim_heap()  # the freed blocks of the units and their outcomes, before the checks run
     return store, errors, stats
+
+
+def _share_needs(units: list[Unit]) -> None:
+    """Units whose needs are equal share one ``needs`` object (read-only from here on).
+
+    Most items of an audit need the same conditions of the same models, and a unit's needs
+    (dicts of condition keys and lists of model names) were most of its memory, about 1 KB
+    with the ``quick`` suite.  A Dask scheduler keeps the messages of the last 1,000 batches
+    it sent each worker (``distributed.admin.low-level-log-length``), with the units the
+    tasks carry; pickled together, a task's units with shared needs carry them once (the
+    scheduler in the audit's process, 20 x the corpus: benchmarks/README.md, "Scale-out")."""
+    shared: dict[tuple, dict] = {}
+    for unit in units:
+        if unit.needs:
+            frozen = tuple((sr, tuple((ck, tuple(names)) for ck, names in conds.items()))
+                           for sr, conds in unit.needs.items())
+            unit.needs = shared.setdefault(frozen, unit.needs)
 
 
 def _plan_units(dataset, models: dict[str, Model], conditions: dict[str, Perturbation | None],

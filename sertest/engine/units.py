@@ -95,7 +95,7 @@ class SampleGauge:
 HELD = SampleGauge()
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     """All work on one item: which conditions each model still needs."""
 
