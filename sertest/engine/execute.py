@@ -219,12 +219,12 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
 def _share_needs(units: list[Unit]) -> None:
     """Units whose needs are equal share one ``needs`` object (read-only from here on).
 
-    Most items of an audit need the same conditions of the same models, and a unit's needs
-    (dicts of condition keys and lists of model names) were most of its memory, about 1 KB
-    with the ``quick`` suite.  A Dask scheduler keeps the messages of the last 1,000 batches
-    it sent each worker (``distributed.admin.low-level-log-length``), with the units the
-    tasks carry; pickled together, a task's units with shared needs carry them once (the
-    scheduler in the audit's process, 20 x the corpus: benchmarks/README.md, "Scale-out")."""
+    Most items of an audit need the same conditions of the same models.  A Dask scheduler
+    keeps the messages of the last 1,000 batches it sent each worker
+    (``distributed.admin.low-level-log-length``), with the units the tasks carry; pickled
+    together, a task's units with shared needs carry them once.  With a scheduler in the
+    audit's process, 20 x the corpus, ``quick``: about 7 MB less at the prediction stage's
+    end together with ``Unit``'s slots (benchmarks/README.md, "Scale-out", point 5)."""
     shared: dict[tuple, dict] = {}
     for unit in units:
         if unit.needs:
