@@ -179,3 +179,26 @@ def test_engine_modules_import_each_other_without_cycles():
 
     for mod in graph:
         visit(mod, [])
+
+
+def test_units_with_equal_needs_share_one_needs_object():
+    """``_share_needs``: equal needs become one object (a task's units then carry it once
+    when pickled together), different needs stay apart, and the needs read the same."""
+    import pickle
+
+    from sertest.engine.execute import _share_needs
+
+    def needs(*cks):
+        return {16000: {ck: ["m1", "m2"] for ck in cks}}
+
+    units = [Unit(f"i{j}", f"f{j}.wav", None, None, "h", needs("clean", "gain")) for j in range(4)]
+    units.append(Unit("odd", "odd.wav", None, None, "h", needs("clean")))
+    units.append(Unit("done", "done.wav", None, None, "h"))  # nothing left to compute
+    before = [pickle.loads(pickle.dumps(u.needs)) for u in units]
+    _share_needs(units)
+    assert all(u.needs is units[0].needs for u in units[:4])
+    assert units[4].needs is not units[0].needs and units[5].needs == {}
+    assert [u.needs for u in units] == before
+    one = len(pickle.dumps(units[:4]))
+    assert one < len(pickle.dumps([Unit(u.item_id, u.file, None, None, "h", needs("clean", "gain"))
+                                   for u in units[:4]]))

@@ -212,7 +212,7 @@ def execute(dataset, models: dict[str, Model], conditions: dict[str, Perturbatio
             bar.close()
     errors.sort(key=lambda e: (e.item_id, e.stage, e.condition or "", e.model or ""))
     stats.wall_seconds = time.perf_counter() - t0
-    trim_heap()  # the freed blocks of the units and their outcomes, before the checks run
+    trim_heap()  # the workers' freed blocks (signals, activations, outcomes), before the checks
     return store, errors, stats
 
 

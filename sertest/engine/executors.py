@@ -90,19 +90,27 @@ def bound_heap() -> None:
 TRIM_INTERVAL_S = 5.0
 
 
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or ``None`` where the C library is not glibc."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def trim_heap() -> bool:
     """Return the free pages inside glibc's heaps to the system now (``malloc_trim(0)``);
     ``False`` where the C library is not glibc.  Called between the audit's stages (after
     the prediction stage, after the checks), whose freed blocks would otherwise stay
     resident under the next stage's peak: :class:`HeapTrim` covers the prediction stage
     itself."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        return True
-    except (OSError, AttributeError):
+    trim = _malloc_trim()
+    if trim is None:
         return False
+    trim(0)
+    return True
 
 
 class HeapTrim:
@@ -123,12 +131,7 @@ class HeapTrim:
         self.interval_s = interval_s
         self.calls = 0
         self._last = time.monotonic()
-        try:
-            import ctypes
-
-            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            self._trim = None
+        self._trim = _malloc_trim()
 
     def __call__(self) -> None:
         if self._trim is None or time.monotonic() - self._last < self.interval_s:

@@ -60,7 +60,7 @@ UNIT_SAMPLES = 1 << 22
 #: the bundled corpus's longest item (4 s) make one call, a long signal goes alone.  It bounds
 #: the call's activations (Wav2Small: 128 MB for 16 x 4 s, 61 MB for 8 x 4 s), of which the
 #: workers hold one each at a time; 8 signals a call cost no more CPU than 16 (measured on
-#: the reference teacher, Wav2Small and MobileNet-V4; 4 a call: the teacher about 15 % more)
+#: the reference teacher, Wav2Small and MobileNet-V4; 4 a call: the teacher about 20 % more)
 CALL_SAMPLES = 1 << 19
 #: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
 #: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
