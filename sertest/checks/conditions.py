@@ -26,7 +26,7 @@ from ..errors import UsageError
 from ..perturb import from_spec
 from ..perturb.base import Perturbation
 from ..vocabulary import EMOTION
-from .base import Check, Context, Measurement
+from .base import Check, Context, Measurement, id_list
 
 #: Bin edges of the plot data: baseline prediction (x) and its change (y) for the 2-D
 #: histogram, and predictions for the overlaid histograms.  Values outside are counted in
@@ -140,7 +140,7 @@ def item_ids(ctx: Context, max_items: int | None) -> list[str] | None:
 def clusters(ctx: Context, ids) -> np.ndarray | None:
     """Speaker per item for the cluster bootstrap (``None`` without a speaker column)."""
     if ctx.dataset.has("speaker"):
-        return ctx.table.loc[list(ids), "speaker"].astype(str).to_numpy()
+        return ctx.table.loc[id_list(ids), "speaker"].astype(str).to_numpy()
     return None
 
 
@@ -307,6 +307,9 @@ def compare_series(ctx: Context, key: str, target: str, group: str, base: pd.Ser
 # -- plot data ------------------------------------------------------------------------------
 def plain(x: Any) -> Any:
     """Plot data as strict JSON: numpy scalars -> Python, NaN/inf -> ``None``, tuples -> lists."""
+    if type(x) is list and all(type(v) is int or (type(v) is float and math.isfinite(v))
+                               for v in x):
+        return list(x)  # already plain (histogram counts): no call per number
     if isinstance(x, dict):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray, pd.Series)):
@@ -356,6 +359,19 @@ def robustness_plots(target: str, tolerance: float, per_condition: list[dict],
         conditions=per_condition, unchanged=unchanged, worst=worst))
 
 
+def _id_text(index: pd.Index) -> np.ndarray:
+    """Item ids as a numpy text array (the tie-break of :func:`worst_items`)."""
+    return np.asarray(index.astype(str).to_numpy(), dtype=str)
+
+
+def _at(series: pd.Series, index: pd.Index, positions: np.ndarray, keys) -> np.ndarray:
+    """``series`` at ``keys``, the entries at ``positions`` of ``index`` (read by position
+    when ``series`` is indexed like ``index``, as a :class:`PairResult`'s are)."""
+    if series.index.equals(index):
+        return series.to_numpy(float)[positions]
+    return series.reindex(keys).to_numpy(float)
+
+
 def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bool,
                 ids: dict[Any, str] | None = None, scores: tuple | None = None) -> list[dict]:
     """The ``n_worst`` items that changed most (regression: largest |change|; emotion:
@@ -367,24 +383,32 @@ def worst_items(res: PairResult, n_worst: int, condition: Condition, emotion: bo
         changed = delta[delta > 0].index
         if not len(changed):
             return []
-        drop = pd.Series(1.0, index=changed)
-        if scores is not None:
+        label = res.base.reindex(changed)
+        drop = np.ones(len(changed))
+        if scores is not None:  # the drop of the baseline class's score, where scored
             s_base, s_other = scores
-            for i in changed:
-                c = res.base.loc[i]
-                if i in s_base.index and i in s_other.index and c in s_base.columns:
-                    drop.loc[i] = float(s_base.loc[i, c] - s_other.loc[i, c])
-        order = sorted(changed, key=lambda i: (-drop.loc[i], str(i)))[:n_worst]
-        rows = [{"delta": round(float(drop.loc[i]), 4), "baseline_label": res.base.loc[i],
-                 "condition_label": res.other.loc[i], "key": i} for i in order]
+            ok = (changed.isin(s_base.index) & changed.isin(s_other.index)
+                  & label.isin(s_base.columns).to_numpy() & label.isin(s_other.columns).to_numpy())
+            if ok.any():
+                at, cls = changed[ok], label.to_numpy(object)[ok]
+                r = np.arange(len(at))
+                vb = s_base.reindex(at).to_numpy(float)[r, s_base.columns.get_indexer(cls)]
+                vo = s_other.reindex(at).to_numpy(float)[r, s_other.columns.get_indexer(cls)]
+                drop[ok] = vb - vo
+        top = np.lexsort((_id_text(changed), -drop))[:n_worst]
+        keys = changed[top]
+        other = res.other.reindex(keys).to_numpy(object)
+        rows = [{"delta": round(float(drop[j]), 4), "baseline_label": label.iloc[j],
+                 "condition_label": o, "key": k} for j, k, o in zip(top, keys.tolist(), other)]
     else:
-        mag = delta.abs()
+        d = delta.to_numpy(float)
         # largest change first, ties by id as text (vectorised: this runs per condition)
-        pos = np.lexsort((np.array([str(i) for i in mag.index]), -mag.to_numpy(float)))
-        order = list(mag.index[pos[:n_worst]])
-        rows = [{"delta": round(float(delta.loc[i]), 4),
-                 "baseline_value": round(float(res.base.loc[i]), 4),
-                 "condition_value": round(float(res.other.loc[i]), 4), "key": i} for i in order]
+        top = np.lexsort((_id_text(delta.index), -np.abs(d)))[:n_worst]
+        keys = delta.index[top]
+        base, other = _at(res.base, delta.index, top, keys), _at(res.other, delta.index, top, keys)
+        rows = [{"delta": round(float(d[j]), 4), "baseline_value": round(float(b), 4),
+                 "condition_value": round(float(o), 4), "key": k}
+                for j, k, b, o in zip(top, keys.tolist(), base, other)]
     out = []
     for r in rows:
         k = r.pop("key")

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .. import figures, metrics, stats
 from ..errors import DataError, UsageError
-from .base import Check, Context, Measurement, Outcome, Request, register
+from .base import Check, Context, Measurement, Outcome, Request, id_list, register
 
 MAX_PLOT_POINTS = 600
 #: bin width of the plotted truth / prediction histograms (ser-tests plotted 0.03)
@@ -40,7 +40,7 @@ HIST_BINS = 20  # 0.05 wide over [0, 1]
 def _clusters(ctx: Context, ids) -> np.ndarray | None:
     """Speaker ids for a cluster bootstrap (items of one speaker are not independent)."""
     if ctx.dataset.has("speaker"):
-        return ctx.table.loc[list(ids), "speaker"].astype(str).to_numpy()
+        return ctx.table.loc[id_list(ids), "speaker"].astype(str).to_numpy()
     return None
 
 
@@ -111,8 +111,29 @@ def share_difference(indicator_a, indicator_b) -> float:
 
 
 def _share(zeros, indicator) -> float:
-    """Share of ones; written as MAE against zeros so the bootstrap is vectorised."""
+    """Share of ones (MAE against zeros)."""
     return metrics.mae(zeros, indicator)
+
+
+def _weighted_means_difference(arrays, kwargs):
+    """:func:`share_difference` for every row of weights at once (exact for 0/1 indicators
+    and integer draw counts: the same sums as on the resampled items)."""
+    if len(arrays) != 2 or kwargs:
+        return None
+    a, b = (np.asarray(x, dtype=float) for x in arrays)
+    if a.ndim != 1 or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return None
+    def metric(w: np.ndarray) -> np.ndarray:
+        sw = w.sum(axis=1)
+        return np.einsum("ij,j->i", w, b) / sw - np.einsum("ij,j->i", w, a) / sw
+
+    return metric
+
+
+# the bootstrap evaluates them for all resamples at once (sertest.stats.replicates)
+stats.register_weighted_form(share_difference, _weighted_means_difference)
+stats.register_weighted_form(_share, lambda arrays, kwargs: None if kwargs else
+                             stats.weighted_form(metrics.mae, arrays))
 
 
 def weighted_spearman(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -127,8 +148,11 @@ def weighted_spearman(weights: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.n
 
     def ranks(v: np.ndarray) -> np.ndarray:
         _, block = np.unique(v, return_inverse=True)
-        onehot = (block[:, None] == np.arange(block.max() + 1)[None, :]).astype(float)
-        per_block = w @ onehot  # (R, blocks)
+        order = np.argsort(block, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(block[order]) != 0])
+        # (R, blocks) weight of each tie block: integer sums, exact in any order (an
+        # (items x blocks) indicator product was n x n floats: 1 GB at 11,200 items)
+        per_block = np.add.reduceat(w[:, order], starts, axis=1)
         before = np.cumsum(per_block, axis=1) - per_block
         return (before + (per_block + 1.0) / 2.0)[:, block]
 

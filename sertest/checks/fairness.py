@@ -158,7 +158,7 @@ def _wcounts(w: np.ndarray, codes: np.ndarray, k: int, a: int, b: int) -> np.nda
     ww, cc = w[:, a:b], _seg(codes, a, b)
     if cc.ndim == 1:
         onehot = (cc[:, None] == np.arange(k)[None, :]).astype(float)
-        return ww @ onehot
+        return ww @ onehot  # integer counts: exact whatever BLAS's order or threads
     ww, cc = np.broadcast_arrays(ww, cc)
     rows = ww.shape[0]
     valid = cc >= 0
@@ -763,7 +763,7 @@ class GroupFairness(Check):
                regression: bool, method: str) -> tuple[dict[str, list[str]], dict[str, str]]:
         """Items per group (balanced or capped) and the groups skipped with their reason."""
         min_size = int(self.params.get("min_group_size") or 1)
-        members = {g: list(v) for g, v in group.groupby(group, sort=True).groups.items()}
+        members = {g: v.tolist() for g, v in group.groupby(group, sort=True).groups.items()}
         skipped = {g: f"only {len(v)} items (min_group_size {min_size})"
                    for g, v in members.items() if len(v) < min_size}
         members = {g: v for g, v in members.items() if g not in skipped}
@@ -1111,7 +1111,7 @@ class FairnessLinguisticSentiment(GroupFairness):
 
     def select(self, ctx, target, group, truth, regression, method):
         rng = ctx.rng("sample", self.name, target)
-        members = {g: list(v) for g, v in group.groupby(group, sort=True).groups.items()}
+        members = {g: v.tolist() for g, v in group.groupby(group, sort=True).groups.items()}
         return cap_groups(members, self.params.get("samples"), rng), {}
 
     def layout(self, ctx, selection, pred, truth, regression, labels, method) -> Layout:
@@ -1124,7 +1124,7 @@ class FairnessLinguisticSentiment(GroupFairness):
         context_values = ctx.table[col].dropna().astype(str)
         all_ctx = sorted(set(context_values)) if not wanted else [str(c) for c in wanted]
         for g, members in selection.items():
-            ctx_of = ctx.table.loc[members, col]
+            ctx_of = ctx.table.loc[members, col].tolist()
             blocks, start = [], len(ids)
             for c in all_ctx:
                 items = [i for i, v in zip(members, ctx_of) if isinstance(v, str) and v == c]

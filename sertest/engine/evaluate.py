@@ -38,6 +38,29 @@ def evaluate(suite, ctx_for: Callable[[Any], Context], models: dict[str, Any],
     Entries keep their bootstrap replicates under ``_replicates`` ({cell key: array});
     :func:`pop_replicates` takes them out before the document is written.
     """
+    with one_blas_thread():
+        return _evaluate(suite, ctx_for, models, plan_errors, health_ctx, roles)
+
+
+def one_blas_thread():
+    """A context in which BLAS (numpy's matrix products) runs on one thread.
+
+    The checks' products are small (resample weights times indicators, a few hundred items
+    by ten bins): a second BLAS thread gains nothing and spins waiting for work - 8.9 to
+    12.3 CPU-seconds of a 7-model ``default`` audit's checks on a 2-core machine, taken
+    from whatever else runs there.  Measured with per-thread CPU times in
+    benchmarks/README.md ("Many models in one audit").
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; only the spinning thread returns
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _evaluate(suite, ctx_for, models, plan_errors, health_ctx, roles) -> list[dict[str, Any]]:
     plan_errors = plan_errors or {}
     tests: list[dict[str, Any]] = []
     if health_ctx is not None:

@@ -61,11 +61,14 @@ class PredictionStore:
                 data = rows.data[[rows.index[i] for i in order]]
             else:
                 order, data = [], np.empty((0, len(self.outputs[model])))
-            self._frames[(model, key)] = pd.DataFrame(
-                data, index=pd.Index(order, name="id"), columns=list(self.outputs[model]))
-        df = self._frames[(model, key)]
-        if ids is not None:
-            df = df.loc[df.index.intersection(list(ids), sort=False)]
+            self._frames[(model, key)] = (pd.DataFrame(
+                data, index=pd.Index(order, name="id"), columns=list(self.outputs[model])),
+                order)
+        df, order = self._frames[(model, key)]
+        if ids is not None:  # the rows of ``ids``, in the frame's (sorted) order
+            want = ids if isinstance(ids, (set, frozenset, dict)) else set(ids)
+            keep = np.fromiter((i in want for i in order), dtype=bool, count=len(order))
+            df = df.iloc[np.flatnonzero(keep)]
         return df
 
     def count(self) -> int:

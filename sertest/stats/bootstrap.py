@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..seeding import derive_rng
+from .weight_memo import MEMO, array_digest, generator_key
 
 MAX_NAN_FRACTION = 0.1  # replicates allowed to be NaN before an interval is withheld
 #: weight-matrix cells per block of resamples (2 MB of float64): the bootstrap's memory stays
@@ -97,7 +98,10 @@ def weight_blocks(n: int, n_boot: int, rng: np.random.Generator,
     A block has at least two rows (the last one up to ``2 * rows - 1``): numpy's ``einsum``
     sums a single row's products in another order than a matrix's rows (an ulp apart, seen
     from about 10,000 items), while for two rows or more it gives every row the same bits
-    whatever their number - so the block size changes no replicate.
+    whatever their number - so the block size changes no replicate.  The blocks are
+    read-only and are handed out again for a draw from the same generator state
+    (:mod:`sertest.stats.weight_memo`), which then leaves the generator as drawing would;
+    consumers draw every block.
 
     >>> blocks = list(weight_blocks(4, 5, np.random.default_rng(0), max_cells=8))
     >>> [(start, w.shape) for start, w in blocks]
@@ -113,12 +117,25 @@ def weight_blocks(n: int, n_boot: int, rng: np.random.Generator,
         n_units = len(uniques)
     cells = _MAX_WEIGHT_CELLS if max_cells is None else int(max_cells)
     rows_per_block = max(2, min(n_boot, cells // max(n, n_units, 1)))
+    key = ("blocks", generator_key(rng), n, n_boot, n_units, rows_per_block,
+           None if codes is None else array_digest(codes))
+    hit = MEMO.get(key)
+    if hit is not None:  # drawn before from the same generator state (another model)
+        blocks, state_after = hit
+        rng.bit_generator.state = state_after
+        yield from blocks
+        return
     starts = list(range(0, n_boot, rows_per_block))
     if len(starts) > 1 and n_boot - starts[-1] == 1:
         starts.pop()  # no block of one row: see the docstring
+    drawn = []
     for start, stop in zip(starts, starts[1:] + [n_boot]):
         counts = _counts(rng, stop - start, n_units)
-        yield start, (counts if codes is None else counts[:, codes]).astype(np.float64)
+        w = (counts if codes is None else counts[:, codes]).astype(np.float64)
+        w.flags.writeable = False  # shared with later draws from the same state
+        drawn.append((start, w))
+        yield start, w
+    MEMO.put(key, tuple(drawn), rng.bit_generator.state)
 
 
 def two_stage_weights(clusters: np.ndarray, strata: list[np.ndarray], n_boot: int,
@@ -130,7 +147,26 @@ def two_stage_weights(clusters: np.ndarray, strata: list[np.ndarray], n_boot: in
     as many of its items with replacement as it has.  The second stage adds the variation
     within speakers, which a one-stage cluster bootstrap misses when a group has only a few
     speakers (the interval is then somewhat conservative rather than over-confident).
+
+    The matrix is read-only: a draw from the same generator state returns the same array
+    (:mod:`sertest.stats.weight_memo`; every model of an audit draws the same resamples).
     """
+    n = len(clusters)
+    key = ("two-stage", generator_key(rng), n_boot, array_digest(np.asarray(clusters)),
+           array_digest(*[np.asarray(s) for s in strata]), len(strata))
+    hit = MEMO.get(key)
+    if hit is not None:  # drawn before from the same generator state (another model)
+        (weights,), state_after = hit
+        rng.bit_generator.state = state_after
+        return weights
+    weights = _two_stage(clusters, strata, n_boot, rng)
+    weights.flags.writeable = False  # shared with later draws from the same state
+    MEMO.put(key, (weights,), rng.bit_generator.state)
+    return weights
+
+
+def _two_stage(clusters: np.ndarray, strata: list[np.ndarray], n_boot: int,
+               rng: np.random.Generator) -> np.ndarray:
     n = len(clusters)
     weights = np.zeros((n_boot, n))
     for items in strata:
