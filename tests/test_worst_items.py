@@ -114,3 +114,18 @@ def test_the_checks_run_on_one_blas_thread(monkeypatch):
     assert ev.evaluate(None, None, {}) == []
     assert seen == [[1] * len(before)]
     assert blas_threads() == before
+
+
+def test_the_shared_weights_are_freed_after_the_checks(monkeypatch):
+    from sertest.engine import evaluate as ev
+    from sertest.stats import weight_memo
+    from sertest.stats.bootstrap import weight_blocks
+
+    def checks(*a):
+        list(weight_blocks(50, 20, np.random.default_rng(0)))
+        assert weight_memo.MEMO.nbytes > 0
+        return []
+
+    monkeypatch.setattr(ev, "_evaluate", checks)
+    ev.evaluate(None, None, {})
+    assert weight_memo.MEMO.nbytes == 0 and len(weight_memo.MEMO) == 0

@@ -16,6 +16,7 @@ from ..checks.base import Context, Measurement
 from ..checks.health import (clipped_count, clipped_text, failures_text, health_check,
                              item_failures, needed_pairs)
 from ..checks.verdict import ERROR, INFO, SKIPPED, judge_audit, judge_entry
+from ..stats import weight_memo
 
 log = logging.getLogger("sertest")
 
@@ -39,7 +40,10 @@ def evaluate(suite, ctx_for: Callable[[Any], Context], models: dict[str, Any],
     :func:`pop_replicates` takes them out before the document is written.
     """
     with one_blas_thread():
-        return _evaluate(suite, ctx_for, models, plan_errors, health_ctx, roles)
+        try:
+            return _evaluate(suite, ctx_for, models, plan_errors, health_ctx, roles)
+        finally:  # the shared resample weights serve one evaluation: free them for what follows
+            weight_memo.MEMO.clear()
 
 
 def one_blas_thread():
