@@ -359,14 +359,32 @@ REPLICATES = "replicates.npz"
 
 
 def write_replicates(path: str, replicates: dict[str, Any]) -> None:
-    """Replicates as float32 arrays in one compressed .npz (keys listed in ``__keys__``);
-    ``path`` is inside a staging folder, published with the rest."""
+    """Replicates in one .npz: ``__keys__`` (sorted), ``__lengths__`` and ``__values__``,
+    the keys' replicates as float32, one after the other in key order.
+
+    The keys are compressed, the values stored as they are: bootstrap replicates hardly
+    compress, and compressing them cost most of the results' writing time (a 7-model
+    ``default`` audit's 14,465 cells of 500 replicates: 1.5-2.5 s as one compressed array
+    per cell, 1.7 s as one compressed array; now 0.2 s for 29 MB of values).  Files written
+    before (one array ``r<i>`` per key) are still read.  ``path`` is inside a staging
+    folder, published with the rest."""
+    import zipfile
+
     import numpy as np
 
     keys = sorted(replicates)
-    arrays = {f"r{i}": np.asarray(replicates[k], dtype=np.float32) for i, k in enumerate(keys)}
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, __keys__=np.asarray(keys, dtype=object).astype(str), **arrays)
+    rows = [np.asarray(replicates[k], dtype=np.float32).ravel() for k in keys]
+    members = (("__keys__", np.asarray(keys, dtype=object).astype(str), zipfile.ZIP_DEFLATED),
+               ("__lengths__", np.array([r.size for r in rows], dtype=np.int64),
+                zipfile.ZIP_DEFLATED),
+               ("__values__", np.concatenate(rows) if rows else np.empty(0, np.float32),
+                zipfile.ZIP_STORED))
+    with zipfile.ZipFile(path, "w") as archive:  # the layout of numpy.savez
+        for name, array, compression in members:
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            with archive.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, array, allow_pickle=False)
 
 
 def read_replicates(path: str) -> dict[str, Any]:
@@ -377,4 +395,9 @@ def read_replicates(path: str) -> dict[str, Any]:
 
     with np.load(path, allow_pickle=False) as data:
         keys = [str(k) for k in data["__keys__"]]
+        if "__values__" in data.files:
+            values = data["__values__"].astype(np.float64)
+            ends = np.cumsum(data["__lengths__"])
+            return {k: values[end - n:end] for k, n, end in
+                    zip(keys, data["__lengths__"].tolist(), ends.tolist())}
         return {k: data[f"r{i}"].astype(np.float64) for i, k in enumerate(keys)}
