@@ -364,8 +364,8 @@ def write_replicates(path: str, replicates: dict[str, Any]) -> None:
 
     The keys are compressed, the values stored as they are: bootstrap replicates hardly
     compress, and compressing them cost most of the results' writing time (a 7-model
-    ``default`` audit's 14,465 cells of 500 replicates: 1.5-2.5 s as one compressed array
-    per cell, 1.7 s as one compressed array; now 0.2 s for 29 MB of values).  Files written
+    ``default`` audit's 14,465 cells of 500 replicates: 1.9-2.2 s as one compressed array
+    per cell, 1.7 s as one compressed array; now 0.15-0.25 s for 29 MB of values).  Files written
     before (one array ``r<i>`` per key) are still read.  ``path`` is inside a staging
     folder, published with the rest."""
     import zipfile
