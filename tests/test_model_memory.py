@@ -113,10 +113,56 @@ def test_a_dynamically_quantised_model_predicts_each_signal_on_its_own():
     fp32.close()
 
 
+def test_the_mmap_threshold_keeps_model_sized_blocks_on_the_heap_and_larger_ones_mapped():
+    """``bound_heap`` fixes glibc's mmap threshold at ``MMAP_THRESHOLD`` (16 MiB): a block
+    of 8 MiB (an onnxruntime arena chunk, a torch activation) comes from the heap, where
+    its pages stay for the next one (at the former 4 MiB each was a fresh mapping that
+    faulted its pages in again: the 7-model audit's prediction stage spent 58 s of system
+    time on page faults), while a 48 MiB block (a Wav2Small call's arena) is mapped and goes
+    back to the system when freed, also the second time (glibc's default would have raised
+    the threshold past it after the first free).  Fresh interpreter; glibc's ``mallinfo2``
+    (2.33 and later) tells mapped from heap bytes."""
+    code = textwrap.dedent("""
+        import ctypes
+        import numpy as np
+        from sertest.efficiency import process_memory_mb
+        from sertest.engine.executors import MMAP_THRESHOLD, bound_heap
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL("libc.so.6")
+        try:
+            libc.mallinfo2.restype = Info
+        except AttributeError:
+            print("skip"); raise SystemExit
+        mapped = lambda: libc.mallinfo2().hblkhd / 2**20
+        bound_heap()
+        out = [MMAP_THRESHOLD]
+        for mib in (8, 48, 8, 48):
+            before = mapped()
+            block = np.ones(mib * 2**20 // 8)
+            held, grown = process_memory_mb("VmRSS"), mapped() - before
+            del block
+            out += [grown, held - process_memory_mb("VmRSS")]
+        print(*out)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    if out.stdout.strip() == "skip":
+        pytest.skip("glibc without mallinfo2")
+    threshold, *rounds = out.stdout.split()
+    assert int(threshold) == 16 * 2**20
+    (m8, _, m48, d48, m8b, _, m48b, d48b) = map(float, rounds)
+    assert m8 < 1 and m8b < 1, rounds  # 8 MiB: from the heap
+    assert m48 >= 48 and m48b >= 48, rounds  # 48 MiB: mapped ...
+    assert d48 > 40 and d48b > 40, rounds  # ... and given back when freed, both times
+
+
 def test_the_local_executor_returns_freed_heap_pages_between_units():
     """Blocks under the mmap threshold freed by a worker thread stay resident in its glibc
     arena until ``malloc_trim``; :class:`~sertest.engine.executors.HeapTrim` (called by the
-    local executor after each finished unit, at most every 5 s) gives them back.  Fresh
+    local executor after each finished unit, at most every 2 s) gives them back.  Fresh
     interpreter: a thread allocates 300 MB in 64 KB blocks and frees all but every 50th,
     which pins the arena's pages in between."""
     code = textwrap.dedent("""

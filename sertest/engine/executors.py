@@ -65,15 +65,26 @@ class Executor:
 
 _HEAP_BOUND = [False]
 
+#: glibc's mmap threshold in the audit's process (bytes): blocks from this size up are
+#: mapped for themselves and unmapped when freed (:func:`bound_heap`)
+MMAP_THRESHOLD = 16 * 2**20
+
 
 def bound_heap() -> None:
-    """Once per process: glibc serves arrays of 4 MiB and more (a model call's batch and
-    activations) from ``mmap``, so they go back to the system when freed.  glibc's default
-    raises that threshold to the largest freed block (up to 32 MiB), after which such
-    arrays come from the heap and stay there, fragmented between worker threads: a 7-model
-    audit peaked at 1.3 to 1.8 GB without this and at 1.03 GB with it (benchmarks/README.md,
-    "Many models in one audit").  Smaller arrays (a signal, a perturbation's temporaries)
-    keep coming from the heap.  A no-op where the C library is not glibc."""
+    """Once per process: fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` (16 MiB).
+
+    glibc's default raises the threshold to the largest freed block (up to 32 MiB), after
+    which such blocks come from the heap and stay there, fragmented between worker threads:
+    a 7-model audit peaked at 1.3 to 1.8 GB that way before onnxruntime's arenas were shrunk
+    and the heap trimmed (:class:`HeapTrim`).  A fixed threshold keeps the largest blocks (a
+    Wav2Small call's arena: 26 MB for 4 x 4 s) out of the heap.  It was 4 MiB before
+    2026-11-30: then every onnxruntime arena chunk and torch activation of 4 to 16 MiB was a
+    fresh ``mmap`` whose pages faulted in again at each model call, and the prediction stage
+    of the 7-model ``default`` audit spent 58 s of system time on 23.7 million page faults
+    (16 MiB: 42 s, 16.0 million); one thread, 20 calls of 8 signals of 2-4.5 s, CPU-seconds
+    at 4 / 16 MiB: the teacher 1.54 / 1.24, Wav2Small 2.64 / 2.80 (int8 5.40 / 4.79),
+    MobileNet-V4 0.62 / 0.54, V3 0.65 / 0.49 (benchmarks/README.md, "Many models in one
+    audit", point 8).  A no-op where the C library is not glibc."""
     if _HEAP_BOUND[0]:
         return
     _HEAP_BOUND[0] = True
@@ -81,13 +92,13 @@ def bound_heap() -> None:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
     except (OSError, AttributeError):
         pass
 
 
 #: seconds between two returns of the heap's free pages to the system (:class:`HeapTrim`)
-TRIM_INTERVAL_S = 5.0
+TRIM_INTERVAL_S = 2.0
 
 
 def _malloc_trim():
@@ -125,7 +136,11 @@ class HeapTrim:
     trimming during the stage lowered its peak RSS from 842-879 MB to 806 MB (every 0.5 s)
     and 813 MB (every 5 s).  Every trim makes the next allocations fault their pages in
     again: at 0.5 s the stage took about 6 % longer (two alternating pairs), at 5 s no
-    measurable time.  A no-op where the C library is not glibc."""
+    measurable time.  Since the mmap threshold is 16 MiB (:func:`bound_heap`) the heap also
+    takes the blocks of 4-16 MiB, and the interval is 2 s: the 7-model ``default`` audit's
+    prediction stage, one run each with a 32 MiB threshold, peaked at 1,018 MB trimming
+    every 5 s and at 996 MB every second (benchmarks/README.md, "Many models in one audit",
+    point 8).  A no-op where the C library is not glibc."""
 
     def __init__(self, interval_s: float = TRIM_INTERVAL_S) -> None:
         self.interval_s = interval_s

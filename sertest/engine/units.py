@@ -56,12 +56,17 @@ from .segments import (aggregate, item_frames, read_header, read_window, window_
 #: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
 #: float32), unless a single condition's signal is longer (a long item: one at a time)
 UNIT_SAMPLES = 1 << 22
-#: most samples one model call receives (2**19: 32.8 s at 16 kHz, 2 MB of float32): 8 signals of
+#: most samples one model call receives (2**18: 16.4 s at 16 kHz, 1 MB of float32): 4 signals of
 #: the bundled corpus's longest item (4 s) make one call, a long signal goes alone.  It bounds
-#: the call's activations (Wav2Small: 128 MB for 16 x 4 s, 61 MB for 8 x 4 s), of which the
-#: workers hold one each at a time; 8 signals a call cost no more CPU than 16 (measured on
-#: the reference teacher, Wav2Small and MobileNet-V4; 4 a call: the teacher about 20 % more)
-CALL_SAMPLES = 1 << 19
+#: the call's activations (Wav2Small: 128 MB for 16 x 4 s, 61 MB for 8 x 4 s, 26 MB for 4 x 4 s),
+#: of which the workers hold one each at a time: the 7-model audit's highest memory was two
+#: Wav2Small calls at once.  4 signals a call cost about the CPU of 8 (one thread, 16 signals
+#: of 3 s, three rounds, least CPU-seconds 8 / 4 a call: the reference teacher 0.104 / 0.116,
+#: Wav2Small 0.208 / 0.204, MobileNet-V4 0.044 / 0.040, V3 0.032 / 0.032; 2026-11-30).  It
+#: was 2**19 earlier that day (2**21 before); it enters the cache keys
+#: (:func:`~sertest.engine.cache.prediction_key`), as the teacher's outputs differ in the
+#: last bits between batch sizes
+CALL_SAMPLES = 1 << 18
 #: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
 #: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
 INFLIGHT_SAMPLES = 1 << 24
