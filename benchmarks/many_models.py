@@ -20,9 +20,11 @@ Measured here, each in the same run and machine:
 (r) the irreducible work of the same plan (:func:`sertest.engine.plan.plan_audit`): every
     needed item decoded once, each (item, condition) perturbed once, then every model's pure
     inference on those signals (the checks' feature extractors on clean audio), in a tight
-    loop over as many threads as the audit's ``--jobs``, one intra-op thread per call; its
-    wall time and CPU-seconds, and the CPU-seconds of each stage (decode, perturb, each
-    model), measured per thread with ``time.thread_time``.
+    loop over as many threads as the audit's ``--jobs``, one intra-op thread per call, with
+    the C library's malloc setting of the audit's executor (``bound_heap``: once per process,
+    so ``make bench``'s (a) had set it there already; 2026-11-30); its wall time and
+    CPU-seconds, and the CPU-seconds of each stage (decode, perturb, each model), measured
+    per thread with ``time.thread_time``.
 
 Target: m/r <= 1.15 (wall, and CPU-seconds as the figure a shared machine disturbs less);
 peak RSS of (m) <= 1 GB.  ``--repeat`` alternates (m) and (r); the fastest of each counts.
@@ -116,6 +118,9 @@ def reference_pass(specs: list[str], suite: str, jobs: int, data: str | None) ->
     from sertest.engine.store import CLEAN
     from sertest.seeding import derive_rng
 
+    from sertest.engine.executors import bound_heap
+
+    bound_heap()  # as the audit's executor does: (m) and (r) under the same malloc setting
     plan = plan_audit(specs, data, suite, seed=0, baselines=True, allow_outside_root=True)
     features = plan.features
     for m in plan.models.values():

@@ -5,7 +5,8 @@ model (tests/helpers.py) predicts it under several conditions.  The assertions a
 behaviour: every prediction is made, the long item's prediction is the whole utterance's,
 the samples held at once (:data:`sertest.engine.units.HELD`) stay near one decoded signal
 plus one perturbed copy, whatever the number of conditions, and no model call receives more
-than :data:`~sertest.engine.units.CALL_SAMPLES` samples (unless one signal is longer).
+than :data:`~sertest.engine.units.CALL_SAMPLES` samples, or the model's own bound (unless one
+signal is longer).
 """
 
 from __future__ import annotations
@@ -112,6 +113,41 @@ def test_model_calls_are_bounded_in_samples(long_manifest):
     # a short item's conditions still go in one call (their batching is unchanged)
     assert all(len(c) == len(conditions) for c in short_calls)
     assert all(sum(c) <= units.CALL_SAMPLES for c in short_calls)
+
+
+def test_onnx_models_take_calls_of_half_the_engine_default(tmp_path):
+    """An ONNX model's calls hold at most 2**18 samples (its ``call_samples``: onnxruntime
+    gains nothing from larger calls, and its arena holds the whole call's activations);
+    other models keep the engine's ``CALL_SAMPLES`` (2**19; the torch teacher pays for
+    smaller calls).  Eight signals of 4 s: two calls of four for the ONNX model, with the
+    outputs of one call of eight; one call for a callable model.  The bound enters the
+    cache key."""
+    from sertest.engine.cache import model_prediction_key
+
+    model = load_model(make_onnx_model(os.fspath(tmp_path / "m.onnx")))
+    assert units.model_call_samples(model) == 1 << 18 < units.CALL_SAMPLES == 1 << 19
+    rng = np.random.default_rng(0)
+    signals = [(0.1 * rng.standard_normal(4 * SR)).astype(np.float32) for _ in range(8)]
+    calls = []
+    whole = model.predict_batch(np.stack(signals))
+    inner = model.predict_batch
+    model.predict_batch = lambda x: (calls.append(x.shape[0]), inner(x))[1]
+    rows = units.predict_bounded(model, signals)
+    assert calls == [4, 4]
+    np.testing.assert_allclose(rows, whole, rtol=0, atol=1e-6)
+
+    sizes = []
+
+    def f(signals, sampling_rate):
+        sizes.append(len(signals))
+        return np.tile([0.5, 0.5, 0.5], (len(signals), 1))
+
+    plain = CallableModel(f, "tests:plain", name="plain", labels=["arousal", "dominance", "valence"])
+    units.predict_bounded(plain, signals)
+    assert sizes == [8]
+    key = model_prediction_key(model, "hash", CLEAN, None, 0, "a")
+    model.call_samples = units.CALL_SAMPLES
+    assert model_prediction_key(model, "hash", CLEAN, None, 0, "a") != key
 
 
 def test_condition_groups_bound_the_samples_of_a_group():

@@ -66,7 +66,7 @@ def prediction_key(model_fingerprint: str, audio_hash: str, condition_key: str,
     :attr:`~sertest.perturb.base.Perturbation.cache_version` (its implementation version,
     those of the parts it uses and the digest of the files it reads), ``max_batch``
     the most signals per model call and ``call_samples`` the most samples per call
-    (:data:`sertest.engine.units.CALL_SAMPLES`, which splits a batch of long signals):
+    (:func:`sertest.engine.units.model_call_samples`, which splits a batch of long signals):
     kernels may differ in the last bit between batch sizes (the reference teacher by about
     1e-7), which a quantised model can amplify into a visible change.
     A model fingerprint starting with :data:`VOLATILE` gives a key starting with it too.
@@ -108,7 +108,7 @@ def model_prediction_key(model, audio_hash: str, condition_key: str, condition, 
         seed if random_part else None, item_id if random_part else None,
         condition_version=condition.cache_version if condition is not None else 0,
         max_batch=model.max_batch if model.batchable else 1, segment=segment,
-        call_samples=_units.CALL_SAMPLES)
+        call_samples=_units.model_call_samples(model))
 
 
 class PredictionCache:

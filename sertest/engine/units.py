@@ -14,7 +14,8 @@ ones), with memory bounded in samples rather than in signals: :func:`run_unit` d
 item once and then perturbs and predicts its conditions in groups of at most
 :data:`UNIT_SAMPLES` samples (one condition at a time for a long item, all at once for a
 short one, which keeps short items' model calls exactly as before), and each model call
-receives at most :data:`CALL_SAMPLES` samples (:func:`predict_bounded`).  The executor
+receives at most :data:`CALL_SAMPLES` samples, or the model's own bound
+(:func:`predict_bounded`).  The executor
 bounds the units in flight by their samples too (:data:`INFLIGHT_SAMPLES`).  A long item
 therefore holds its decoded signal, one perturbed copy and one model call's activations,
 whatever the number of conditions; :data:`HELD` counts the samples units hold.  With
@@ -56,17 +57,23 @@ from .segments import (aggregate, item_frames, read_header, read_window, window_
 #: most samples of perturbed signals one unit holds at once (2**22: 262 s at 16 kHz, 16 MB of
 #: float32), unless a single condition's signal is longer (a long item: one at a time)
 UNIT_SAMPLES = 1 << 22
-#: most samples one model call receives (2**18: 16.4 s at 16 kHz, 1 MB of float32): 4 signals of
-#: the bundled corpus's longest item (4 s) make one call, a long signal goes alone.  It bounds
-#: the call's activations (Wav2Small: 128 MB for 16 x 4 s, 61 MB for 8 x 4 s, 26 MB for 4 x 4 s),
-#: of which the workers hold one each at a time: the 7-model audit's highest memory was two
-#: Wav2Small calls at once.  4 signals a call cost about the CPU of 8 (one thread, 16 signals
-#: of 3 s, three rounds, least CPU-seconds 8 / 4 a call: the reference teacher 0.104 / 0.116,
-#: Wav2Small 0.208 / 0.204, MobileNet-V4 0.044 / 0.040, V3 0.032 / 0.032; 2026-11-30).  It
-#: was 2**19 earlier that day (2**21 before); it enters the cache keys
-#: (:func:`~sertest.engine.cache.prediction_key`), as the teacher's outputs differ in the
-#: last bits between batch sizes
-CALL_SAMPLES = 1 << 18
+#: most samples one model call receives unless the model says otherwise
+#: (:attr:`~sertest.models.base.Model.call_samples`; 2**19: 32.8 s at 16 kHz, 2 MB of
+#: float32): 8 signals of the bundled corpus's longest item (4 s) make one call, a long
+#: signal goes alone.  It bounds the call's activations, of which the workers hold one each
+#: at a time; 8 signals a call cost no more CPU than 16 (measured on the reference teacher,
+#: Wav2Small and MobileNet-V4), 4 a call cost the teacher 10-20 % more (2026-11-30: the
+#: teacher's audit against its tight loop went from 1.00 to 1.115 in CPU-seconds with every
+#: model at 4 a call), so ONNX models, which gain nothing from larger calls, take 2**18
+#: (:attr:`sertest.models.onnx.OnnxModel.call_samples`)
+CALL_SAMPLES = 1 << 19
+
+
+def model_call_samples(model) -> int:
+    """The most samples one call of ``model`` receives: its
+    :attr:`~sertest.models.base.Model.call_samples`, else :data:`CALL_SAMPLES`."""
+    own = getattr(model, "call_samples", None)
+    return int(own) if own else CALL_SAMPLES
 #: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
 #: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
 INFLIGHT_SAMPLES = 1 << 24
@@ -450,14 +457,16 @@ def condition_groups(unit: Unit, lengths: dict[int, int]
 
 def predict_bounded(model: Model, signals: list[np.ndarray],
                     rngs: list[np.random.Generator] | None = None) -> np.ndarray:
-    """``model.predict(signals, rngs)`` in calls of at most :data:`CALL_SAMPLES` samples.
+    """``model.predict(signals, rngs)`` in calls of at most :func:`model_call_samples`
+    samples (:data:`CALL_SAMPLES` unless the model sets its own).
 
     Signals that fit in one call go in one call (the model batches them as always);
     otherwise the equal-length signals are batched as :meth:`Model.predict` does (at most
     ``max_batch`` each), with fewer per batch where ``max_batch`` long signals would exceed
     the cap, and each batch is a call of its own.
     """
-    if sum(len(s) for s in signals) <= CALL_SAMPLES:
+    bound = model_call_samples(model)
+    if sum(len(s) for s in signals) <= bound:
         return model.predict(signals, rngs)
     out = np.empty((len(signals), len(model.outputs)), dtype=np.float64)
     groups: dict[int, list[int]] = {}
@@ -465,7 +474,7 @@ def predict_bounded(model: Model, signals: list[np.ndarray],
         groups.setdefault(len(s), []).append(i)
     for length, group in groups.items():
         step = max(1, min(int(model.max_batch) if model.batchable else 1,
-                          CALL_SAMPLES // max(1, length)))
+                          bound // max(1, length)))
         for k in range(0, len(group), step):
             idx = group[k:k + step]
             out[idx] = model.predict([signals[i] for i in idx],

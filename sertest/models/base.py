@@ -84,6 +84,9 @@ class Model:
     batchable: bool = True
     #: most signals per :meth:`predict_batch` call (bounds the memory of one call)
     max_batch: int = 16
+    #: most samples the engine puts in one call (``None``: the engine's
+    #: :data:`~sertest.engine.units.CALL_SAMPLES`, 2**19); it enters the cache keys
+    call_samples: int | None = None
     #: ``True`` for models whose output depends on the generator (random baselines).
     stochastic: bool = False
     #: declared range of the regression dimensions; predictions further than

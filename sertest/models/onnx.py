@@ -74,6 +74,14 @@ class OnnxModel(Model):
 
     #: ONNX Runtime's ``InferenceSession.run`` is thread-safe
     concurrent = True
+    #: most samples per call, 2**18 (16.4 s at 16 kHz: 4 signals of 4 s), half the engine's
+    #: default: onnxruntime's CPU kernels gain nothing from larger calls (one thread, 16
+    #: signals of 3 s, least CPU-seconds of three rounds at 8 / 4 a call: Wav2Small 0.208 /
+    #: 0.204, MobileNet-V4 0.044 / 0.040, V3 0.032 / 0.032), while the session's arena holds
+    #: the whole call's activations (Wav2Small: 61 MB for 8 x 4 s, 26 MB for 4 x 4 s); two
+    #: Wav2Small calls at once were the 7-model audit's highest memory (benchmarks/README.md,
+    #: "Many models in one audit", point 8)
+    call_samples = 1 << 18
 
     def __init__(self, path: str, *, name: str | None = None,
                  labels: dict[str, list[str]] | None = None, sampling_rate: int = 16000,
