@@ -142,7 +142,8 @@ def test_onnx_models_take_calls_of_half_the_engine_default(tmp_path):
         sizes.append(len(signals))
         return np.tile([0.5, 0.5, 0.5], (len(signals), 1))
 
-    plain = CallableModel(f, "tests:plain", name="plain", labels=["arousal", "dominance", "valence"])
+    plain = CallableModel(f, "tests:plain", name="plain",
+                          labels=["arousal", "dominance", "valence"])
     units.predict_bounded(plain, signals)
     assert sizes == [8]
     key = model_prediction_key(model, "hash", CLEAN, None, 0, "a")

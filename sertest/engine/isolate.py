@@ -245,7 +245,8 @@ class IsolatedModel(Model):
     def __init__(self, model: Model, workers: int = 1, max_crashes: int = MAX_CRASHES) -> None:
         self.model = model
         for attr in ("name", "sampling_rate", "dimensions", "classes", "batchable", "max_batch",
-                     "call_samples", "stochastic", "output_range", "concurrent", "spec", "spec_options"):
+                     "call_samples", "stochastic", "output_range", "concurrent", "spec",
+                     "spec_options"):
             setattr(self, attr, getattr(model, attr))
         self.max_workers = max(1, int(workers)) if model.concurrent else 1
         self.max_crashes = int(max_crashes)

@@ -67,6 +67,9 @@ UNIT_SAMPLES = 1 << 22
 #: model at 4 a call), so ONNX models, which gain nothing from larger calls, take 2**18
 #: (:attr:`sertest.models.onnx.OnnxModel.call_samples`)
 CALL_SAMPLES = 1 << 19
+#: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
+#: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
+INFLIGHT_SAMPLES = 1 << 24
 
 
 def model_call_samples(model) -> int:
@@ -74,9 +77,6 @@ def model_call_samples(model) -> int:
     :attr:`~sertest.models.base.Model.call_samples`, else :data:`CALL_SAMPLES`."""
     own = getattr(model, "call_samples", None)
     return int(own) if own else CALL_SAMPLES
-#: most samples of decoded audio the units in flight of one executor hold (2**24: 17.5 min
-#: at 16 kHz, 64 MB of float32), beyond which a new unit waits (one unit always runs)
-INFLIGHT_SAMPLES = 1 << 24
 
 
 class SampleGauge:
