@@ -374,11 +374,15 @@ def write_replicates(path: str, replicates: dict[str, Any]) -> None:
 
     keys = sorted(replicates)
     rows = [np.asarray(replicates[k], dtype=np.float32).ravel() for k in keys]
-    members = (("__keys__", np.asarray(keys, dtype=object).astype(str), zipfile.ZIP_DEFLATED),
+    members = [("__keys__", np.asarray(keys, dtype=object).astype(str), zipfile.ZIP_DEFLATED),
                ("__lengths__", np.array([r.size for r in rows], dtype=np.int64),
                 zipfile.ZIP_DEFLATED),
                ("__values__", np.concatenate(rows) if rows else np.empty(0, np.float32),
-                zipfile.ZIP_STORED))
+                zipfile.ZIP_STORED)]
+    if any(k.endswith("\0") for k in keys):  # numpy text drops trailing NULs: keep the keys
+        text = json.dumps(keys).encode("ascii")  # exactly, as JSON, beside __keys__
+        members.append(("__keys_json__", np.frombuffer(text, dtype=np.uint8),
+                        zipfile.ZIP_DEFLATED))
     with zipfile.ZipFile(path, "w") as archive:  # the layout of numpy.savez
         for name, array, compression in members:
             info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -394,7 +398,10 @@ def read_replicates(path: str) -> dict[str, Any]:
     import numpy as np
 
     with np.load(path, allow_pickle=False) as data:
-        keys = [str(k) for k in data["__keys__"]]
+        if "__keys_json__" in data.files:  # keys numpy text could not hold exactly
+            keys = json.loads(data["__keys_json__"].tobytes().decode("ascii"))
+        else:
+            keys = [str(k) for k in data["__keys__"]]
         if "__values__" in data.files:
             values = data["__values__"].astype(np.float64)
             ends = np.cumsum(data["__lengths__"])

@@ -452,6 +452,11 @@ def test_gallery_keeps_its_size_cap_and_degrades_to_a_note(report_dir):
     assert [c.clean_wav is not None for c in embedded] == [True] + [False] * (len(embedded) - 1)
     # the perturbed side is what the model heard: not identical to the clean side
     assert all(c.clean_uri != c.perturbed_uri for c in embedded)
+    # one audit, one page: the embedded Opus audio is byte-reproducible (the Ogg muxer's
+    # stream serial number is random unless it is bit-exact)
+    again = build_view(res)
+    assert [(c.clean_uri, c.perturbed_uri) for c in again.clips] == \
+        [(c.clean_uri, c.perturbed_uri) for c in view.clips]
     # a tiny budget embeds fewer pairs and says so
     candidates = [(e, r, "a") for e in res.tests
                   for r in worst_rows((e.get("plots") or {}).get("worst") or [])]

@@ -203,6 +203,9 @@ def test_compare_md_fits_a_pull_request_comment(audits):
     kept = [line for line in short.splitlines() if line.startswith("| ") and " (Δ) |" not in line]
     assert set(kept) <= set(body) and len(kept) < len(body)
     assert n_rows > 0
+    # no doubled blank lines, whether a table was cut or left out whole
+    for text in (full, short, compare_mod.render_markdown(runs, comps, [], limit=3000)):
+        assert "\n\n\n" not in text
 
 
 def test_importance_orders_regressions_first():

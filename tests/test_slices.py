@@ -103,6 +103,9 @@ def test_benjamini_hochberg_matches_scipy():
 def test_quantile_bins_label_ranges():
     b = quantile_bins(pd.Series([100.0, 110, 120, 200, 210, 220, np.nan]), 2, "Hz")
     assert b.iloc[0] == "100-160 Hz" and b.iloc[5] == "160-220 Hz" and b.isna().iloc[6]
+    # a negative edge anywhere: every label of the column reads "a to b"
+    b = quantile_bins(pd.Series([-5.17, -3.0, -0.5, 0.5, 2.0, 5.0]), 2, "st")
+    assert list(b) == ["-5.17 to 0 st"] * 3 + ["0 to 5 st"] * 3
 
 
 @pytest.mark.parametrize("params, words", [({"depth": 3}, "depth=3"),

@@ -108,7 +108,9 @@ def welch(err_in: np.ndarray, err_out: np.ndarray, confidence: float) -> dict[st
 
 def quantile_bins(values: pd.Series, bins: int, unit: str = "") -> pd.Series:
     """Cut a numeric series into ``bins`` quantile bins labelled by their range
-    (``"112-148 Hz"``); NaN stays NaN.  Fewer distinct values than bins: one level each."""
+    (``"112-148 Hz"``; ``"-5.17 to -0.5"`` where an edge is negative, so the minus sign
+    is not read as the dash); NaN stays NaN.  Fewer distinct values than bins: one level
+    each."""
     v = pd.to_numeric(values, errors="coerce")
     finite = v.dropna()
     out = pd.Series(np.nan, index=values.index, dtype=object)
@@ -122,7 +124,8 @@ def quantile_bins(values: pd.Series, bins: int, unit: str = "") -> pd.Series:
     codes = np.clip(np.searchsorted(edges, v.to_numpy(float), side="right") - 1, 0,
                     len(edges) - 2)
     suffix = f" {unit}" if unit else ""
-    names = [f"{edges[i]:.4g}-{edges[i + 1]:.4g}{suffix}" for i in range(len(edges) - 1)]
+    dash = " to " if edges[0] < 0 else "-"
+    names = [f"{edges[i]:.4g}{dash}{edges[i + 1]:.4g}{suffix}" for i in range(len(edges) - 1)]
     for i, name in enumerate(names):
         out[(codes == i) & v.notna().to_numpy()] = name
     return out

@@ -586,13 +586,15 @@ def render_markdown(runs: list[Run], comps: list[ModelComparison], notes: list[s
             budget -= cost
         left_out += len(rows) - len(kept)
         if len(kept) < len(rows):
-            out.append(f"\n… {len(rows) - len(kept)} more measurement row(s) of {_md(head[0][4:])} "
+            if out[-1]:  # one blank line between a table and the note, none doubled
+                out.append("")
+            out.append(f"… {len(rows) - len(kept)} more measurement row(s) of {_md(head[0][4:])} "
                        "are in compare.html (left out to fit a pull-request comment).")
         out.append("")
     if left_out:
         out.append(f"{left_out} measurement row(s) in all are only in compare.html.")
     text = "\n".join(out) + "\n"
     if len(text) > limit:  # headings alone over the limit (hundreds of models): cut hard
-        cut = text[:limit - 200].rsplit("\n", 1)[0]
+        cut = text[:limit - 200].rsplit("\n", 1)[0].rstrip("\n")
         text = cut + "\n\n… cut to fit a pull-request comment; see compare.html.\n"
     return text

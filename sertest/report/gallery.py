@@ -98,12 +98,14 @@ def wav_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE) -> str:
 def opus_data_uri(signal: np.ndarray, sampling_rate: int = SAMPLING_RATE,
                   bit_rate: int = OPUS_BITRATE) -> str:
     """A mono Ogg Opus file of ``signal`` (float in [-1, 1]) as a ``data:`` URI (PyAV's
-    libopus encoder; raises if PyAV or the encoder is missing)."""
+    libopus encoder; raises if PyAV or the encoder is missing).  Byte-reproducible: the Ogg
+    muxer is bit-exact (its stream serial number is otherwise random, and it writes the
+    library's version), so one audit renders one report."""
     import av
 
     x = np.clip(np.nan_to_num(np.asarray(signal, dtype=np.float32)), -1.0, 1.0)
     buf = io.BytesIO()
-    with av.open(buf, "w", format="ogg") as container:
+    with av.open(buf, "w", format="ogg", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream("libopus", rate=sampling_rate)
         stream.bit_rate = bit_rate
         stream.layout = "mono"
