@@ -30,6 +30,7 @@ Wall-clock times on a shared machine are noisy; only the ratios of one run are c
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -80,13 +81,20 @@ def plan(model_spec: str, data, suite_name: str):
     return dataset, suite, model, per_test, features
 
 
-def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:
+def tight_loop(dataset, model_spec: str, per_test, features, threads: int = 1) -> float:
     """(b): each needed (item, condition) decoded, perturbed and predicted once, batching
     an item's equal-length signals as the engine does; no cache, checks or bookkeeping.
     With ``threads`` > 1 the items are split over that many threads, and ONNX sessions
-    run one thread per call, as in the engine; with 1, onnxruntime's default (every core)."""
+    run one thread per call, as in the engine; with 1, onnxruntime's default (every core).
+
+    The model is loaded here (not timed) and dropped on return, so that the harness holds
+    no session of its own while sertest audits: with two ONNX sessions open in a process
+    each call hands its arena back (``sertest.models.onnx._run_options``), and a session
+    kept for (b) made the single-model audit (a) shrink after every call where a real
+    ``sertest run`` does not (5-6 M page faults, 12 s of system time; 2026-11-30)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    model = load_model(model_spec)
     needed: dict[str, dict[str, object]] = {}
     for _, reqs in per_test:
         for cond, ids in reqs:
@@ -121,10 +129,11 @@ def tight_loop(dataset, model, per_test, features, threads: int = 1) -> float:
     return time.perf_counter() - t
 
 
-def per_file_loop(dataset, model, per_test, features) -> tuple[float, str]:
+def per_file_loop(dataset, model_spec: str, per_test, features) -> tuple[float, str]:
     """(c): one file at a time, per test and condition, through audinterface.Feature;
     predictions memoised per (condition, index) as ser-tests' run_model cache does, so a
     test reuses them only when it asks for exactly the items of an earlier test."""
+    model = load_model(model_spec)
     try:
         import audinterface
         style = "audinterface.Feature"
@@ -184,6 +193,7 @@ def cpu_seconds() -> float:
 
 
 def timed_audit(model_spec, data, suite, cache, **kw) -> tuple[float, dict]:
+    gc.collect()  # models of earlier parts gone: only the audit's own sessions are open
     t = time.perf_counter()
     res = audit([model_spec], data, suite, cache=cache, baselines=False, renderers=(),
                 profile=False, progress=False, **kw)
@@ -292,6 +302,7 @@ def main() -> None:
                     "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
     try:
         dataset, suite, model, per_test, features = plan(args.model, args.data, args.suite)
+        del model  # (b) and (c) load their own (see tight_loop)
         data = args.data or dataset.source
         report["items"] = len(dataset)
         # what the tests ask for, counted per test (the per-file loop's work before memoising)
@@ -309,13 +320,13 @@ def main() -> None:
             a_runs.append(a_r)
             print(f"(a) sertest cold        {a_r:8.2f} s  ({timings['computed']} predictions computed)",
                   flush=True)
-            b_r = tight_loop(dataset, model, per_test, features, threads=threads)
+            b_r = tight_loop(dataset, args.model, per_test, features, threads=threads)
             b_runs.append(b_r)
             print(f"(b) tight loop, {threads} threads {b_r:6.2f} s", flush=True)
         if "a" not in skip:
             a, b = min(a_runs), min(b_runs)
             report["computed_predictions"] = timings["computed"]
-            b1 = tight_loop(dataset, model, per_test, features, threads=1)
+            b1 = tight_loop(dataset, args.model, per_test, features, threads=1)
             print(f"(b1) tight loop, 1 loop {b1:8.2f} s", flush=True)
             d_runs = []
             for _ in range(args.repeat):
@@ -334,7 +345,7 @@ def main() -> None:
             report["ratio_a_over_b1"] = round(a / b1, 3)
             report["ratio_d_over_a"] = round(d / a, 4)
         if "c" not in skip:
-            c, style = per_file_loop(dataset, model, per_test, features)
+            c, style = per_file_loop(dataset, args.model, per_test, features)
             print(f"(c) per-file loop       {c:8.2f} s  [{style}]", flush=True)
             report.update(c_seconds=round(c, 3), c_style=style, ratio_c_over_a=round(c / a, 3),
                           ratio_c_over_b=round(c / b, 3))
@@ -380,6 +391,7 @@ def main() -> None:
         if "h" not in skip and args.teacher:
             t_data, _, t_model, t_tests, t_feats = plan(args.teacher, args.data,
                                                        args.teacher_suite)
+            del t_model
             ta_runs, tb_runs, ta_cpu, tb_cpu = [], [], [], []
             for r in range(args.repeat):
                 c = cpu_seconds()
@@ -390,7 +402,7 @@ def main() -> None:
                 print(f"(h) teacher audit       {ta:8.2f} s  ({t_timings['computed']} predictions"
                       f" computed, {ta_cpu[-1]:.1f} CPU-s)", flush=True)
                 c = cpu_seconds()
-                tb = tight_loop(t_data, t_model, t_tests, t_feats, threads=threads)
+                tb = tight_loop(t_data, args.teacher, t_tests, t_feats, threads=threads)
                 tb_runs.append(tb)
                 tb_cpu.append(cpu_seconds() - c)
                 print(f"(h) teacher tight loop  {tb:8.2f} s  ({tb_cpu[-1]:.1f} CPU-s)", flush=True)
