@@ -113,12 +113,11 @@ def reference_pass(specs: list[str], suite: str, jobs: int, data: str | None) ->
     import numpy as np
 
     from sertest import audio
+    from sertest.engine.executors import bound_heap
     from sertest.engine.plan import plan_audit
     from sertest.engine.render import condition_signal
     from sertest.engine.store import CLEAN
     from sertest.seeding import derive_rng
-
-    from sertest.engine.executors import bound_heap
 
     bound_heap()  # as the audit's executor does: (m) and (r) under the same malloc setting
     plan = plan_audit(specs, data, suite, seed=0, baselines=True, allow_outside_root=True)
